@@ -1,0 +1,12 @@
+//! express-session's "views" demo: counts your visits in a session that expires after a
+//! minute of inactivity. Run: `cargo run -p tessera-examples --bin counter`.
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    tessera_examples::init_tracing();
+    let app = tessera_examples::counter::app(tessera_examples::secret_from_env_or_dev());
+    let port = std::env::var("PORT").unwrap_or_else(|_| "3000".to_owned());
+    let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
+    println!("counter listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await
+}

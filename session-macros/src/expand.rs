@@ -1,0 +1,322 @@
+//! Checking the model as a whole, then expanding it into the trait impl and the tracked
+//! view.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::DeriveInput;
+use syn::spanned::Spanned;
+
+use crate::ast::{self, Container, Errors, FieldKind, OptionsModel};
+
+pub fn derive(input: &DeriveInput) -> TokenStream {
+    let mut errors = Errors::default();
+    let container = match ast::parse(input, &mut errors) {
+        Ok(c) => c,
+        Err(e) => {
+            let mut all = Errors::default();
+            all.push(e);
+            if let Some(more) = errors.into_error() {
+                all.push(more);
+            }
+            return all
+                .into_error()
+                .map(|e| e.to_compile_error())
+                .unwrap_or_default();
+        }
+    };
+    check(&container, &mut errors);
+    let expanded = expand(&container);
+    match errors.into_error() {
+        // The impl is still emitted (with the valid options), so the one mistake is the
+        // only error the user sees, not a cascade of "trait not implemented".
+        Some(e) => {
+            let err = e.to_compile_error();
+            quote! { #err #expanded }
+        }
+        None => expanded,
+    }
+}
+
+fn check(c: &Container, errors: &mut Errors) {
+    let o = &c.options.cookie;
+    if let (Some(_), Some(expires)) = (&o.max_age_ms, &o.expires_ms) {
+        errors.at(
+            expires.span,
+            "`max_age` and `expires` both set the lifetime; keep only one (prefer `max_age`)",
+        );
+    }
+    let mut seen: Vec<(&str, &syn::Ident)> = Vec::new();
+    let mut flatten: Option<&syn::Ident> = None;
+    for f in &c.fields {
+        match f.kind {
+            FieldKind::Skip => continue,
+            FieldKind::Flatten => {
+                if let Some(first) = flatten {
+                    errors.at(
+                        f.ident.span(),
+                        format!(
+                            "only one field can be `flatten`; `{first}` already receives the undeclared keys"
+                        ),
+                    );
+                }
+                flatten = Some(&f.ident);
+                if !is_json_map(&f.ty) {
+                    errors.at(
+                        f.ty.span(),
+                        "a `flatten` field must be a `serde_json::Map<String, serde_json::Value>`",
+                    );
+                }
+                continue;
+            }
+            FieldKind::Stored => {}
+        }
+        if f.key == "cookie" {
+            errors.at(
+                f.ident.span(),
+                "the stored key `cookie` is reserved for the session cookie; rename the field with `#[session(rename = \"...\")]`",
+            );
+        }
+        if f.key.is_empty() {
+            errors.at(f.ident.span(), "a stored key cannot be empty");
+        }
+        if let Some((_, other)) = seen.iter().find(|(k, _)| *k == f.key) {
+            errors.at(
+                f.ident.span(),
+                format!(
+                    "fields `{other}` and `{}` are both stored under the key \"{}\"; rename one",
+                    f.ident, f.key
+                ),
+            );
+        }
+        seen.push((&f.key, &f.ident));
+    }
+}
+
+fn is_json_map(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Map" || s.ident == "Fields"),
+        _ => false,
+    }
+}
+
+fn options(o: &OptionsModel) -> TokenStream {
+    let mut calls = Vec::new();
+    if let Some(n) = &o.name {
+        let v = &n.value;
+        calls.push(quote!(.__name(#v)));
+    }
+    let c = &o.cookie;
+    if let Some(p) = &c.path {
+        let v = &p.value;
+        calls.push(quote!(.__path(#v)));
+    }
+    if let Some(d) = &c.domain {
+        let v = &d.value;
+        calls.push(quote!(.__domain(#v)));
+    }
+    if let Some(m) = &c.max_age_ms {
+        let v = m.value;
+        calls.push(quote!(.__max_age_ms(#v)));
+    }
+    if let Some(e) = &c.expires_ms {
+        let v = e.value;
+        calls.push(quote!(.__expires_ms(#v)));
+    }
+    if let Some(b) = &c.http_only {
+        let v = b.value;
+        calls.push(quote!(.http_only(#v)));
+    }
+    if let Some(b) = &c.partitioned {
+        let v = b.value;
+        calls.push(quote!(.partitioned(#v)));
+    }
+    if let Some(s) = &c.secure {
+        let variant = match s.value.as_str() {
+            "true" => quote!(Always),
+            "false" => quote!(Never),
+            _ => quote!(Auto),
+        };
+        calls.push(quote!(.secure(::tessera::__private::Secure::#variant)));
+    }
+    if let Some(s) = &c.same_site {
+        let variant = match s.value.as_str() {
+            "strict" => quote!(Strict),
+            "lax" => quote!(Lax),
+            "none" => quote!(None),
+            _ => quote!(Auto),
+        };
+        calls.push(quote!(.same_site(::core::option::Option::Some(::tessera::__private::SameSite::#variant))));
+    }
+    if let Some(p) = &c.priority {
+        let variant = match p.value.as_str() {
+            "low" => quote!(Low),
+            "medium" => quote!(Medium),
+            _ => quote!(High),
+        };
+        calls.push(quote!(.priority(::core::option::Option::Some(::tessera::__private::Priority::#variant))));
+    }
+    for (opt, method) in [
+        (&o.rolling, quote!(rolling)),
+        (&o.resave, quote!(resave)),
+        (&o.save_uninitialized, quote!(save_uninitialized)),
+    ] {
+        if let Some(b) = opt {
+            let v = b.value;
+            calls.push(quote!(.#method(#v)));
+        }
+    }
+    if let Some(p) = &o.proxy {
+        let v = p.value;
+        calls.push(quote!(.proxy(::core::option::Option::Some(#v))));
+    }
+    if let Some(u) = &o.unset {
+        let variant = if u.value == "destroy" {
+            quote!(Destroy)
+        } else {
+            quote!(Keep)
+        };
+        calls.push(quote!(.unset(::tessera::__private::Unset::#variant)));
+    }
+    quote! {
+        <::tessera::__private::SessionOptions as ::core::default::Default>::default() #(#calls)*
+    }
+}
+
+fn expand(c: &Container) -> TokenStream {
+    let ident = &c.ident;
+    let vis = &c.vis;
+    let tracked = format_ident!("{}Tracked", ident);
+    let options = options(&c.options);
+    let p = quote!(::tessera::__private);
+
+    let declared: Vec<&str> = c
+        .fields
+        .iter()
+        .filter(|f| matches!(f.kind, FieldKind::Stored))
+        .map(|f| f.key.as_str())
+        .collect();
+
+    let mut view_fields = Vec::new();
+    let mut defaults = Vec::new();
+    let mut load = Vec::new();
+    let mut fresh = Vec::new();
+    let mut encode = Vec::new();
+    let mut diff = Vec::new();
+    let mut settle = Vec::new();
+    for (i, f) in c.fields.iter().enumerate() {
+        let name = &f.ident;
+        let fvis = &f.vis;
+        let ty = &f.ty;
+        let key = &f.key;
+        let d = format_ident!("__default_{}", i);
+        defaults.push(quote!(#name: #d));
+        fresh.push(quote!(#name: ::tessera::Field::__new(#d)));
+        match f.kind {
+            FieldKind::Stored => {
+                view_fields.push(quote_spanned!(ty.span()=> #fvis #name: ::tessera::Field<#ty>));
+                load.push(quote_spanned! {ty.span()=>
+                    #name: ::tessera::Field::__new(
+                        match #p::decode::<#ty>(stored, #key) {
+                            ::core::option::Option::Some(v) => v,
+                            ::core::option::Option::None => #d,
+                        }
+                    )
+                });
+                encode.push(
+                    quote_spanned!(ty.span()=> #p::encode_into(#key, &defaults.#name, out)?;),
+                );
+                diff.push(quote_spanned!(ty.span()=> #p::diff_field(&view.#name, #key, baseline, all, out)?;));
+                settle.push(quote!(view.#name.__settle();));
+            }
+            FieldKind::Flatten => {
+                view_fields.push(quote!(#fvis #name: ::tessera::Field<#ty>));
+                load.push(
+                    quote!(#name: ::tessera::Field::__new(#p::load_flatten(stored, DECLARED))),
+                );
+                encode.push(quote! {
+                    for (k, v) in &defaults.#name {
+                        if !DECLARED.contains(&k.as_str()) {
+                            out.insert(::core::clone::Clone::clone(k), ::core::clone::Clone::clone(v));
+                        }
+                    }
+                });
+                diff.push(quote!(#p::diff_flatten(&view.#name, baseline, DECLARED, all, out);));
+                settle.push(quote!(view.#name.__settle();));
+            }
+            FieldKind::Skip => {
+                view_fields.push(quote!(#fvis #name: #ty));
+                load.push(quote!(#name: #d));
+                fresh.pop();
+                fresh.push(quote!(#name: #d));
+            }
+        }
+    }
+    let doc = format!(
+        "The tracked view of [`{ident}`] that `tessera::Session<{ident}>` derefs to: each stored field is a \
+         [`tessera::Field`] whose mutable use marks it touched."
+    );
+
+    quote! {
+        #[doc = #doc]
+        #[allow(missing_docs)]
+        #vis struct #tracked {
+            #(#view_fields,)*
+        }
+
+        impl ::core::fmt::Debug for #tracked {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!(#tracked)).finish_non_exhaustive()
+            }
+        }
+
+        #[automatically_derived]
+        impl ::tessera::SessionData for #ident {
+            type Tracked = #tracked;
+
+            fn options() -> ::tessera::SessionOptions {
+                #options
+            }
+
+            #[allow(unused_variables)]
+            fn __load(stored: &::tessera::Fields) -> #tracked {
+                const DECLARED: &[&str] = &[#(#declared),*];
+                let #ident { #(#defaults,)* } = <Self as ::core::default::Default>::default();
+                #tracked { #(#load,)* }
+            }
+
+            fn __fresh() -> #tracked {
+                let #ident { #(#defaults,)* } = <Self as ::core::default::Default>::default();
+                #tracked { #(#fresh,)* }
+            }
+
+            #[allow(unused_variables)]
+            fn __encode_defaults(out: &mut ::tessera::Fields) -> ::core::result::Result<(), ::tessera::EncodeError> {
+                const DECLARED: &[&str] = &[#(#declared),*];
+                let defaults = <Self as ::core::default::Default>::default();
+                #(#encode)*
+                ::core::result::Result::Ok(())
+            }
+
+            #[allow(unused_variables)]
+            fn __diff(
+                view: &#tracked,
+                baseline: &::tessera::Fields,
+                all: bool,
+                out: &mut ::std::vec::Vec<::tessera::FieldChange>,
+            ) -> ::core::result::Result<(), ::tessera::EncodeError> {
+                const DECLARED: &[&str] = &[#(#declared),*];
+                #(#diff)*
+                ::core::result::Result::Ok(())
+            }
+
+            #[allow(unused_variables)]
+            fn __settle(view: &mut #tracked) {
+                #(#settle)*
+            }
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! `#[derive(SessionData)]` for [tessera](https://docs.rs/tessera). Use it through
+//! `tessera::SessionData`; this crate holds no runtime logic.
+//!
+//! The derive parses the struct and its `#[session(...)]` attributes into a small model
+//! (`ast`), checks every option with the same rules the runtime uses (`rules`, shared
+//! with the `tessera` crate), and only then expands. All attribute errors are reported
+//! together, each at its own token.
+
+#![forbid(unsafe_code)]
+
+mod ast;
+mod expand;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../session/src/rules.rs"]
+mod rules;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../session/src/time.rs"]
+mod time;
+
+use proc_macro::TokenStream;
+
+/// Derives `tessera::SessionData`. See the `tessera` crate for the attributes.
+#[proc_macro_derive(SessionData, attributes(session))]
+pub fn derive_session_data(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::derive(&input).into()
+}

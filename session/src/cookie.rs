@@ -1,0 +1,404 @@
+//! The session cookie: the per-session model stored with the record (express-session's
+//! `Cookie`), its `Set-Cookie` rendering, and reading the request's `Cookie` header.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+use http::header::COOKIE;
+
+use crate::options::{CookieOptions, Priority, SameSite, Secure};
+use crate::time;
+
+/// The cookie of one session, stored with its record exactly like express-session's
+/// `cookie` object, so Node and Rust read each other's sessions.
+///
+/// A loaded session keeps its stored attributes; the layer's options apply to new
+/// sessions only (as in express-session).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionCookie {
+    pub(crate) original_max_age: Option<i64>,
+    pub(crate) expires: Option<i64>,
+    pub(crate) secure: Option<bool>,
+    pub(crate) http_only: bool,
+    pub(crate) domain: Option<String>,
+    pub(crate) path: String,
+    pub(crate) same_site: Option<SameSite>,
+    pub(crate) partitioned: Option<bool>,
+    pub(crate) priority: Option<Priority>,
+    /// Set by the explicit setters; not stored.
+    pub(crate) changed: bool,
+}
+
+impl Default for SessionCookie {
+    fn default() -> Self {
+        Self {
+            original_max_age: None,
+            expires: None,
+            secure: None,
+            http_only: true,
+            domain: None,
+            path: "/".to_owned(),
+            same_site: None,
+            partitioned: None,
+            priority: None,
+            changed: false,
+        }
+    }
+}
+
+impl SessionCookie {
+    /// A cookie for a new session, resolving the `auto` settings against whether the
+    /// request that creates it is secure.
+    pub(crate) fn from_options(opts: &CookieOptions, request_is_secure: bool, now: i64) -> Self {
+        let secure = match opts.secure {
+            Secure::Always => Some(true),
+            Secure::Never => None,
+            Secure::Auto => Some(request_is_secure),
+        };
+        let same_site = opts.same_site.map(|s| match s {
+            SameSite::Auto if request_is_secure => SameSite::None,
+            SameSite::Auto => SameSite::Lax,
+            other => other,
+        });
+        let (original_max_age, expires) = match (opts.max_age, opts.expires) {
+            (Some(age), _) => {
+                let age = time::duration_ms(age);
+                (Some(age), Some(now.saturating_add(age)))
+            }
+            (None, Some(at)) => {
+                let at = time::system_time_to_ms(at);
+                (Some(at - now), Some(at))
+            }
+            (None, None) => (None, None),
+        };
+        Self {
+            original_max_age,
+            expires,
+            secure,
+            http_only: opts.http_only,
+            domain: opts.domain.clone(),
+            path: opts.path.clone(),
+            same_site,
+            partitioned: opts.partitioned.then_some(true),
+            priority: opts.priority,
+            changed: false,
+        }
+    }
+
+    /// Time left until the cookie expires, in milliseconds (negative once expired);
+    /// `None` for a browser-session cookie. This is express's `cookie.maxAge`.
+    pub fn max_age_ms(&self) -> Option<i64> {
+        self.expires.map(|e| e - time::now_ms())
+    }
+
+    /// Time left until the cookie expires (zero once expired); `None` for a
+    /// browser-session cookie.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age_ms()
+            .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+    }
+
+    /// Sets the lifetime of this session from now on ("remember me"); `None` turns it
+    /// into a browser-session cookie. Each later request renews it by the same amount.
+    pub fn set_max_age(&mut self, max_age: Option<Duration>) {
+        self.set_max_age_ms(max_age.map(time::duration_ms));
+    }
+
+    /// [`Self::set_max_age`] in milliseconds (a negative value expires the cookie).
+    pub fn set_max_age_ms(&mut self, max_age_ms: Option<i64>) {
+        match max_age_ms {
+            Some(ms) => {
+                self.expires = Some(time::now_ms().saturating_add(ms));
+                self.original_max_age = Some(ms);
+            }
+            None => {
+                self.expires = None;
+                self.original_max_age = None;
+            }
+        }
+        self.changed = true;
+    }
+
+    /// The max-age the session was given, in milliseconds (express's `originalMaxAge`).
+    pub fn original_max_age_ms(&self) -> Option<i64> {
+        self.original_max_age
+    }
+
+    /// When the cookie expires; `None` for a browser-session cookie.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.expires.map(time::ms_to_system_time)
+    }
+
+    /// Sets the expiry date; as in express the time left becomes the max-age that later
+    /// requests renew.
+    pub fn set_expires(&mut self, expires: Option<SystemTime>) {
+        match expires {
+            Some(at) => {
+                let at = time::system_time_to_ms(at);
+                self.expires = Some(at);
+                self.original_max_age = Some(at - time::now_ms());
+            }
+            None => {
+                self.expires = None;
+                self.original_max_age = None;
+            }
+        }
+        self.changed = true;
+    }
+
+    /// Renews the expiry: `expires = now + originalMaxAge` (express's `touch`).
+    pub fn touch(&mut self) {
+        if let Some(age) = self.original_max_age {
+            self.expires = Some(time::now_ms().saturating_add(age));
+        }
+    }
+
+    /// The cookie `Path`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The cookie `Domain`, if any.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// Whether the cookie is `Secure`.
+    pub fn secure(&self) -> bool {
+        self.secure == Some(true)
+    }
+
+    /// Whether the cookie is `HttpOnly`.
+    pub fn http_only(&self) -> bool {
+        self.http_only
+    }
+
+    /// The resolved `SameSite` attribute (never [`SameSite::Auto`]).
+    pub fn same_site(&self) -> Option<SameSite> {
+        self.same_site
+    }
+
+    /// Whether the cookie is `Partitioned`.
+    pub fn partitioned(&self) -> bool {
+        self.partitioned == Some(true)
+    }
+
+    /// The `Priority` attribute.
+    pub fn priority(&self) -> Option<Priority> {
+        self.priority
+    }
+
+    /// Renders the `Set-Cookie` value in express-session's attribute order:
+    /// `Domain, Path, Expires, HttpOnly, Secure, Partitioned, Priority, SameSite`.
+    pub(crate) fn render(&self, name: &str, signed_value: &str) -> String {
+        let mut out = String::with_capacity(name.len() + signed_value.len() + 96);
+        out.push_str(name);
+        out.push('=');
+        encode_uri_component(signed_value, &mut out);
+        self.render_attributes(self.expires, &mut out);
+        out
+    }
+
+    /// A `Set-Cookie` that makes the browser drop the cookie.
+    pub(crate) fn render_clear(&self, name: &str) -> String {
+        let mut out = String::with_capacity(name.len() + 96);
+        out.push_str(name);
+        out.push('=');
+        self.render_attributes(Some(0), &mut out);
+        out
+    }
+
+    fn render_attributes(&self, expires: Option<i64>, out: &mut String) {
+        if let Some(d) = &self.domain {
+            let _ = write!(out, "; Domain={d}");
+        }
+        let _ = write!(out, "; Path={}", self.path);
+        if let Some(e) = expires {
+            let _ = write!(out, "; Expires={}", time::http_date(e));
+        }
+        if self.http_only {
+            out.push_str("; HttpOnly");
+        }
+        if self.secure() {
+            out.push_str("; Secure");
+        }
+        if self.partitioned() {
+            out.push_str("; Partitioned");
+        }
+        if let Some(p) = self.priority {
+            out.push_str(match p {
+                Priority::Low => "; Priority=Low",
+                Priority::Medium => "; Priority=Medium",
+                Priority::High => "; Priority=High",
+            });
+        }
+        if let Some(s) = self.same_site {
+            out.push_str(match s {
+                SameSite::Strict => "; SameSite=Strict",
+                SameSite::Lax | SameSite::Auto => "; SameSite=Lax",
+                SameSite::None => "; SameSite=None",
+            });
+        }
+    }
+}
+
+/// JavaScript's `encodeURIComponent`, appended to `out`.
+pub(crate) fn encode_uri_component(s: &str, out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+}
+
+/// JavaScript's `decodeURIComponent`: `None` on a malformed escape or invalid UTF-8.
+fn decode_uri_component(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hi = char::from(hex[0]).to_digit(16)?;
+            let lo = char::from(hex[1]).to_digit(16)?;
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Finds the value of cookie `name` in the request's `Cookie` headers the way the
+/// `cookie` package parses them: pairs split on `;`, names and values trimmed, the
+/// FIRST occurrence wins, surrounding quotes stripped, URL-decoded only when the value
+/// holds a `%` (a malformed escape leaves the value raw).
+pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    for header in headers.get_all(COOKIE) {
+        // A header that is not visible ASCII cannot hold our signed value; its other
+        // pairs are of no interest here.
+        let Ok(header) = header.to_str() else {
+            continue;
+        };
+        for pair in header.split(';') {
+            let Some((key, value)) = pair.split_once('=') else {
+                continue;
+            };
+            if key.trim() != name {
+                continue;
+            }
+            let mut value = value.trim();
+            if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+                value = &value[1..value.len() - 1];
+            }
+            if value.contains('%') {
+                return Some(match decode_uri_component(value) {
+                    Some(decoded) => Cow::Owned(decoded),
+                    None => Cow::Borrowed(value),
+                });
+            }
+            return Some(Cow::Borrowed(value));
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(COOKIE, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn encode_uri_component_matches_javascript() {
+        let mut s = String::new();
+        encode_uri_component("s:abc.Bp/x+y=%é -_.!~*'()", &mut s);
+        assert_eq!(s, "s%3Aabc.Bp%2Fx%2By%3D%25%C3%A9%20-_.!~*'()");
+    }
+
+    #[test]
+    fn first_occurrence_of_a_cookie_wins() {
+        let h = headers(&["connect.sid=first; connect.sid=second"]);
+        assert_eq!(find_cookie(&h, "connect.sid").as_deref(), Some("first"));
+        let h = headers(&["a=1", "connect.sid=one", "connect.sid=two"]);
+        assert_eq!(find_cookie(&h, "connect.sid").as_deref(), Some("one"));
+    }
+
+    #[test]
+    fn cookie_values_are_trimmed_unquoted_and_decoded_only_with_percent() {
+        let h = headers(&["x=1;  sid = \"s%3Aabc\" ; y=2"]);
+        assert_eq!(find_cookie(&h, "sid").as_deref(), Some("s:abc"));
+        let h = headers(&["sid=s:a+b"]);
+        assert_eq!(find_cookie(&h, "sid").as_deref(), Some("s:a+b"));
+        let h = headers(&["sid=bad%zzescape"]);
+        assert_eq!(find_cookie(&h, "sid").as_deref(), Some("bad%zzescape"));
+        let h = headers(&["sid_other=1; xsid=2"]);
+        assert_eq!(find_cookie(&h, "sid"), None);
+    }
+
+    #[test]
+    fn render_follows_express_attribute_order() {
+        let mut c = SessionCookie::default();
+        c.domain = Some("example.com".into());
+        c.expires = Some(0);
+        c.secure = Some(true);
+        c.partitioned = Some(true);
+        c.priority = Some(Priority::High);
+        c.same_site = Some(SameSite::Lax);
+        assert_eq!(
+            c.render("connect.sid", "s:abc"),
+            "connect.sid=s%3Aabc; Domain=example.com; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; \
+             HttpOnly; Secure; Partitioned; Priority=High; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn auto_settings_resolve_against_the_request() {
+        let opts = CookieOptions {
+            secure: Secure::Auto,
+            same_site: Some(SameSite::Auto),
+            ..CookieOptions::default()
+        };
+        let secure = SessionCookie::from_options(&opts, true, 0);
+        assert_eq!(
+            (secure.secure(), secure.same_site),
+            (true, Some(SameSite::None))
+        );
+        let plain = SessionCookie::from_options(&opts, false, 0);
+        assert_eq!(
+            (plain.secure(), plain.same_site),
+            (false, Some(SameSite::Lax))
+        );
+    }
+
+    #[test]
+    fn max_age_sets_expires_and_touch_renews_it() {
+        let mut c = SessionCookie::default();
+        assert_eq!(c.max_age_ms(), None);
+        c.set_max_age(Some(Duration::from_secs(60)));
+        let left = c.max_age_ms().unwrap();
+        assert!((59_000..=60_000).contains(&left), "{left}");
+        c.expires = Some(time::now_ms() - 10);
+        assert!(c.max_age_ms().unwrap() < 0);
+        c.touch();
+        assert!(c.max_age_ms().unwrap() > 59_000);
+        c.set_max_age(None);
+        assert_eq!((c.expires, c.original_max_age), (None, None));
+    }
+}

@@ -1,0 +1,300 @@
+//! The contract between `#[derive(SessionData)]` and the runtime: the trait, the
+//! tracked field wrapper, and the helpers the generated code calls.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::options::SessionOptions;
+use crate::record::{COOKIE_KEY, FieldChange, Fields};
+
+/// A struct whose fields are kept in a session. Derive it; do not implement it by hand.
+///
+/// ```
+/// use tessera::SessionData;
+///
+/// #[derive(SessionData, Default)]
+/// #[session(name = "sid", cookie(max_age = "30m"), resave = false)]
+/// struct Visit {
+///     views: u64,
+///     #[session(rename = "cartItems")]
+///     cart: Vec<String>,
+/// }
+/// ```
+///
+/// The derive generates `VisitTracked`, the view that [`crate::Session<Visit>`] derefs
+/// to: each stored field becomes a [`Field`], whose `DerefMut` marks it touched.
+pub trait SessionData: Default + Send + 'static {
+    /// The generated tracked view.
+    type Tracked: Send + 'static;
+
+    /// The options declared in `#[session(...)]`, on top of express-session's defaults.
+    fn options() -> SessionOptions;
+
+    #[doc(hidden)]
+    fn __load(stored: &Fields) -> Self::Tracked;
+    #[doc(hidden)]
+    fn __fresh() -> Self::Tracked;
+    #[doc(hidden)]
+    fn __encode_defaults(out: &mut Fields) -> Result<(), EncodeError>;
+    #[doc(hidden)]
+    fn __diff(
+        view: &Self::Tracked,
+        baseline: &Fields,
+        all: bool,
+        out: &mut Vec<FieldChange>,
+    ) -> Result<(), EncodeError>;
+    #[doc(hidden)]
+    fn __settle(view: &mut Self::Tracked);
+}
+
+/// A field value could not be turned into JSON (for example a map with non-string keys).
+#[derive(Debug, thiserror::Error)]
+#[error("session field `{field}` could not be encoded as JSON")]
+pub struct EncodeError {
+    /// The stored key of the field.
+    pub field: String,
+    /// What serde_json said.
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// One tracked field of a session. Reading goes through `Deref`; writing through
+/// `DerefMut` (or [`Field::set`]) marks the field touched, and at the end of the request
+/// only touched fields are re-encoded and compared with what was loaded. Writing back
+/// the same value is therefore not a change.
+///
+/// Changes made through interior mutability (`Cell`, `Mutex`, ...) behind a shared
+/// reference are not seen; write through `DerefMut`.
+pub struct Field<U> {
+    value: U,
+    touched: bool,
+}
+
+impl<U> Field<U> {
+    #[doc(hidden)]
+    pub fn __new(value: U) -> Self {
+        Self {
+            value,
+            touched: false,
+        }
+    }
+
+    /// Replaces the value.
+    pub fn set(&mut self, value: U) {
+        self.value = value;
+        self.touched = true;
+    }
+
+    /// Replaces the value, returning the old one.
+    pub fn replace(&mut self, value: U) -> U {
+        self.touched = true;
+        std::mem::replace(&mut self.value, value)
+    }
+
+    /// Whether the field was borrowed mutably since it was loaded or saved.
+    pub fn is_touched(&self) -> bool {
+        self.touched
+    }
+
+    #[doc(hidden)]
+    pub fn __settle(&mut self) {
+        self.touched = false;
+    }
+}
+
+impl<U> Deref for Field<U> {
+    type Target = U;
+    fn deref(&self) -> &U {
+        &self.value
+    }
+}
+
+impl<U> DerefMut for Field<U> {
+    fn deref_mut(&mut self) -> &mut U {
+        self.touched = true;
+        &mut self.value
+    }
+}
+
+impl<U: fmt::Debug> fmt::Debug for Field<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<U: fmt::Display> fmt::Display for Field<U> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl<U: PartialEq> PartialEq<U> for Field<U> {
+    fn eq(&self, other: &U) -> bool {
+        self.value == *other
+    }
+}
+
+/// Helpers called by the generated code. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use super::*;
+
+    pub use crate::options::{Priority, SameSite, Secure, SessionOptions, Unset};
+    pub use serde_json::{Map, Value};
+
+    /// Decodes one stored field; `None` when absent or when the stored value no longer
+    /// fits the type (then a warning says which field, and the default is used).
+    pub fn decode<U: DeserializeOwned>(stored: &Fields, key: &str) -> Option<U> {
+        let value = stored.get(key)?;
+        match U::deserialize(value) {
+            Ok(v) => Some(v),
+            Err(error) => {
+                tracing::warn!(
+                    field = key,
+                    %error,
+                    "stored session field does not decode into its type; using the field's default \
+                     (the stored value is kept until the field is written)"
+                );
+                None
+            }
+        }
+    }
+
+    /// Encodes a field's value.
+    pub fn encode<U: Serialize>(key: &str, value: &U) -> Result<Value, EncodeError> {
+        serde_json::to_value(value).map_err(|source| EncodeError {
+            field: key.to_owned(),
+            source,
+        })
+    }
+
+    /// Inserts a field's encoded value into `out`.
+    pub fn encode_into<U: Serialize>(
+        key: &str,
+        value: &U,
+        out: &mut Fields,
+    ) -> Result<(), EncodeError> {
+        out.insert(key.to_owned(), encode(key, value)?);
+        Ok(())
+    }
+
+    /// Records a change if the (touched) field's value differs from the baseline.
+    pub fn diff_field<U: Serialize>(
+        field: &Field<U>,
+        key: &str,
+        baseline: &Fields,
+        all: bool,
+        out: &mut Vec<FieldChange>,
+    ) -> Result<(), EncodeError> {
+        if !(field.touched || all) {
+            return Ok(());
+        }
+        let now = encode(key, &field.value)?;
+        if baseline.get(key) != Some(&now) {
+            out.push((key.to_owned(), Some(now)));
+        }
+        Ok(())
+    }
+
+    /// The stored keys the struct does not declare, for the `flatten` field.
+    pub fn load_flatten(stored: &Fields, declared: &[&str]) -> Map<String, Value> {
+        stored
+            .iter()
+            .filter(|(k, _)| !declared.contains(&k.as_str()) && k.as_str() != COOKIE_KEY)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Per-key changes of the `flatten` map: each key is a field of its own.
+    pub fn diff_flatten(
+        field: &Field<Map<String, Value>>,
+        baseline: &Fields,
+        declared: &[&str],
+        all: bool,
+        out: &mut Vec<FieldChange>,
+    ) {
+        if !(field.touched || all) {
+            return;
+        }
+        let reserved = |k: &str| declared.contains(&k) || k == COOKIE_KEY;
+        for (k, v) in &field.value {
+            if reserved(k) {
+                tracing::warn!(
+                    key = k.as_str(),
+                    "ignoring a flatten-map key that names a declared field or `cookie`"
+                );
+                continue;
+            }
+            if baseline.get(k) != Some(v) {
+                out.push((k.clone(), Some(v.clone())));
+            }
+        }
+        for k in baseline.keys() {
+            if !reserved(k) && !field.value.contains_key(k) {
+                out.push((k.clone(), None));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::*;
+    use super::*;
+    use serde_json::json;
+
+    fn fields(v: Value) -> Fields {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn writing_back_the_same_value_is_not_a_change() {
+        let baseline = fields(json!({"views": 3}));
+        let mut f = Field::__new(3u64);
+        *f += 0;
+        assert!(f.is_touched());
+        let mut out = Vec::new();
+        diff_field(&f, "views", &baseline, false, &mut out).unwrap();
+        assert!(out.is_empty());
+        *f += 1;
+        diff_field(&f, "views", &baseline, false, &mut out).unwrap();
+        assert_eq!(out, vec![("views".to_owned(), Some(json!(4)))]);
+    }
+
+    #[test]
+    fn untouched_fields_are_not_encoded() {
+        let baseline = fields(json!({"views": 3}));
+        let f = Field::__new(99u64);
+        let mut out = Vec::new();
+        diff_field(&f, "views", &baseline, false, &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn undecodable_value_falls_back_to_none() {
+        let stored = fields(json!({"views": "lots"}));
+        assert_eq!(decode::<u64>(&stored, "views"), None);
+        assert_eq!(decode::<String>(&stored, "views"), Some("lots".to_owned()));
+    }
+
+    #[test]
+    fn flatten_map_changes_are_per_key_and_include_removals() {
+        let baseline = fields(json!({"views": 1, "a": 1, "b": 2}));
+        let declared = ["views"];
+        let mut map = Field::__new(load_flatten(&baseline, &declared));
+        assert_eq!(*map, fields(json!({"a": 1, "b": 2})));
+        map.insert("a".into(), json!(1));
+        map.insert("c".into(), json!(3));
+        map.remove("b");
+        let mut out = Vec::new();
+        diff_flatten(&map, &baseline, &declared, false, &mut out);
+        out.sort_by(|x, y| x.0.cmp(&y.0));
+        assert_eq!(
+            out,
+            vec![("b".to_owned(), None), ("c".to_owned(), Some(json!(3)))]
+        );
+    }
+}

@@ -1,0 +1,508 @@
+//! The middleware: the whole request lifecycle in one place.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::SET_COOKIE;
+use http::request::Parts;
+use http::uri::Scheme;
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use tokio::sync::Mutex;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::cookie::{SessionCookie, find_cookie};
+use crate::data::SessionData;
+use crate::memory::MemoryStore;
+use crate::options::{SessionOptions, StoreErrorPolicy, Unset};
+use crate::record::{Patch, Record, apply_changes};
+use crate::session::{Phase, SessionError, SessionSlot, State};
+use crate::signing::{HmacSigner, Secrets, Signer};
+use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
+use crate::time;
+
+/// Longest session id accepted from a cookie or a custom `genid`.
+pub(crate) const MAX_ID_LEN: usize = 256;
+/// Longest session cookie value read; longer ones are ignored (a fresh session).
+const MAX_COOKIE_VALUE_LEN: usize = 4096;
+
+type GenId = dyn Fn(&Parts) -> String + Send + Sync;
+
+/// Marks a request that arrived over TLS. A TLS acceptor that terminates HTTPS in the
+/// same process inserts it into the request extensions; requests whose URI has the
+/// `https` scheme count as secure too.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SecureConnection;
+
+/// What the layer and the extractor share.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) store: Arc<dyn DynStore>,
+    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) secrets: Secrets,
+    pub(crate) options: SessionOptions,
+    pub(crate) genid: Option<Arc<GenId>>,
+}
+
+impl Ctx {
+    pub(crate) fn generate_id(&self, parts: Option<&Parts>) -> Result<String, SessionError> {
+        match (&self.genid, parts) {
+            (Some(genid), Some(parts)) => {
+                let id = genid(parts);
+                if id.is_empty() || id.len() > MAX_ID_LEN {
+                    return Err(SessionError::InvalidId);
+                }
+                Ok(id)
+            }
+            _ => {
+                let mut bytes = [0u8; 24];
+                getrandom::fill(&mut bytes).map_err(SessionError::Random)?;
+                Ok(URL_SAFE_NO_PAD.encode(bytes))
+            }
+        }
+    }
+
+    fn signed_value(&self, id: &str) -> String {
+        let mut v = String::with_capacity(2 + id.len() + 44);
+        v.push_str("s:");
+        v.push_str(&self.signer.sign(id, self.secrets.signing()));
+        v
+    }
+
+    /// The verified session id of the request, if its cookie carries one.
+    fn read_id(&self, headers: &HeaderMap) -> Option<String> {
+        let value = find_cookie(headers, &self.options.name)?;
+        if value.len() > MAX_COOKIE_VALUE_LEN {
+            tracing::info!(
+                len = value.len(),
+                "session cookie too long; starting a fresh session"
+            );
+            return None;
+        }
+        let Some(signed) = value.strip_prefix("s:") else {
+            tracing::debug!(
+                "session cookie is not signed (no `s:` prefix); starting a fresh session"
+            );
+            return None;
+        };
+        let id = self
+            .secrets
+            .iter()
+            .find_map(|secret| self.signer.unsign(signed, secret));
+        match id {
+            Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id.to_owned()),
+            Some(_) => {
+                tracing::info!("signed session id has an invalid length; starting a fresh session");
+                None
+            }
+            None => {
+                tracing::info!(
+                    "session cookie signature does not verify; starting a fresh session"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The session middleware for sessions of type `T`.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tessera::{MemoryStore, Secret, Session, SessionData, SessionLayer};
+///
+/// #[derive(SessionData, Default)]
+/// #[session(cookie(max_age = "30m"), resave = false, save_uninitialized = false)]
+/// struct Visit { views: u64 }
+///
+/// async fn index(mut session: Session<Visit>) -> String {
+///     *session.views += 1;
+///     format!("views: {}", *session.views)
+/// }
+///
+/// # fn main() -> Result<(), tessera::ConfigError> {
+/// let layer = SessionLayer::<Visit>::new(Secret::new("a long random secret")?)
+///     .with_store(MemoryStore::default());
+/// let app: Router = Router::new().route("/", get(index)).layer(layer);
+/// # Ok(()) }
+/// ```
+pub struct SessionLayer<T> {
+    ctx: Arc<Ctx>,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for SessionLayer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            ctx: Arc::clone(&self.ctx),
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for SessionLayer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("options", &self.ctx.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: SessionData> SessionLayer<T> {
+    /// A layer with the options declared on `T`, a [`MemoryStore`], the express-compatible
+    /// [`HmacSigner`] and random 32-character ids. Pass one [`crate::Secret`] or a
+    /// [`Secrets`] list (the first signs, all verify).
+    pub fn new(secrets: impl Into<Secrets>) -> Self {
+        Self {
+            ctx: Arc::new(Ctx {
+                store: Arc::new(MemoryStore::default()),
+                signer: Arc::new(HmacSigner),
+                secrets: secrets.into(),
+                options: T::options(),
+                genid: None,
+            }),
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<T> SessionLayer<T> {
+    fn ctx_mut(&mut self) -> &mut Ctx {
+        Arc::make_mut(&mut self.ctx)
+    }
+
+    /// Uses `store` for the sessions.
+    pub fn with_store(mut self, store: impl SessionStore) -> Self {
+        self.ctx_mut().store = Arc::new(store);
+        self
+    }
+
+    /// Uses a custom cookie [`Signer`] (express's `signature` option).
+    pub fn with_signer(mut self, signer: impl Signer) -> Self {
+        self.ctx_mut().signer = Arc::new(signer);
+        self
+    }
+
+    /// Generates session ids with `genid`, which receives the request head (express's
+    /// `genid(req)`). Ids must be unique, unguessable, non-empty and at most 256 bytes.
+    pub fn with_genid(mut self, genid: impl Fn(&Parts) -> String + Send + Sync + 'static) -> Self {
+        self.ctx_mut().genid = Some(Arc::new(genid));
+        self
+    }
+
+    /// Replaces all options, for example with ones read from configuration:
+    /// `layer.with_options(Visit::options().name(&cfg.cookie_name)?)`.
+    pub fn with_options(mut self, options: SessionOptions) -> Self {
+        self.ctx_mut().options = options;
+        self
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &SessionOptions {
+        &self.ctx.options
+    }
+}
+
+impl<S, T> Layer<S> for SessionLayer<T> {
+    type Service = SessionService<S, T>;
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            ctx: Arc::clone(&self.ctx),
+            _data: PhantomData,
+        }
+    }
+}
+
+/// The service made by [`SessionLayer`].
+pub struct SessionService<S, T> {
+    inner: S,
+    ctx: Arc<Ctx>,
+    _data: PhantomData<fn() -> T>,
+}
+
+impl<S: Clone, T> Clone for SessionService<S, T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            ctx: Arc::clone(&self.ctx),
+            _data: PhantomData,
+        }
+    }
+}
+
+impl<S, T, B> Service<Request<B>> for SessionService<S, T>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    T: SessionData,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let ctx = Arc::clone(&self.ctx);
+        Box::pin(run::<T, S, B>(ctx, inner, req))
+    }
+}
+
+fn is_secure<B>(req: &Request<B>, proxy: Option<bool>) -> bool {
+    if req.uri().scheme() == Some(&Scheme::HTTPS)
+        || req.extensions().get::<SecureConnection>().is_some()
+    {
+        return true;
+    }
+    if proxy != Some(true) {
+        return false;
+    }
+    req.headers()
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|first| first.trim().eq_ignore_ascii_case("https"))
+}
+
+fn head_copy<B>(req: &Request<B>) -> Parts {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = req.method().clone();
+    parts.uri = req.uri().clone();
+    parts.version = req.version();
+    parts.headers = req.headers().clone();
+    parts
+}
+
+fn error_response(message: &'static str) -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
+}
+
+async fn run<T, S, B>(
+    ctx: Arc<Ctx>,
+    mut inner: S,
+    mut req: Request<B>,
+) -> Result<Response, S::Error>
+where
+    S: Service<Request<B>, Response = Response>,
+    T: SessionData,
+{
+    // Path gate: a plain prefix match, as in express-session.
+    if !req
+        .uri()
+        .path()
+        .starts_with(ctx.options.cookie.path.as_str())
+    {
+        return inner.call(req).await;
+    }
+    let secure = is_secure(&req, ctx.options.proxy);
+    let cookie_id = ctx.read_id(req.headers());
+    let now = time::now_ms();
+
+    let loaded = match &cookie_id {
+        None => None,
+        Some(id) => match ctx.store.get(id).await {
+            Ok(Some(record)) if record.cookie.expires.is_some_and(|e| e <= now) => {
+                tracing::warn!("store returned an expired session; starting a fresh session");
+                None
+            }
+            Ok(found) => found,
+            Err(StoreError::Corrupt(error)) => {
+                tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
+                None
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    "session store failed to load a session"
+                );
+                return match ctx.options.store_error {
+                    StoreErrorPolicy::Fail => Ok(error_response("session store unavailable")),
+                    StoreErrorPolicy::ContinueWithoutSession => inner.call(req).await,
+                };
+            }
+        },
+    };
+
+    let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(&req)));
+    let state = match loaded {
+        Some(record) => {
+            let id = cookie_id.clone().unwrap_or_default();
+            State::<T> {
+                ctx: Arc::clone(&ctx),
+                original_id: id.clone(),
+                id,
+                cookie_id,
+                view: T::__load(&record.fields),
+                baseline: Some(record.fields),
+                cookie: record.cookie,
+                in_store: true,
+                saved_clean: !ctx.options.resave,
+                modified: false,
+                cookie_changed: false,
+                saved_in_request: false,
+                phase: Phase::Active,
+                request_secure: secure,
+                genid_parts,
+            }
+        }
+        None => {
+            let id = match ctx.generate_id(genid_parts.as_deref()) {
+                Ok(id) => id,
+                Err(error) => {
+                    tracing::error!(
+                        error = &error as &dyn std::error::Error,
+                        "could not create a session"
+                    );
+                    return Ok(error_response("could not create a session"));
+                }
+            };
+            State::<T> {
+                ctx: Arc::clone(&ctx),
+                original_id: id.clone(),
+                id,
+                cookie_id,
+                view: T::__fresh(),
+                baseline: None,
+                cookie: SessionCookie::from_options(&ctx.options.cookie, secure, now),
+                in_store: false,
+                saved_clean: false,
+                modified: false,
+                cookie_changed: false,
+                saved_in_request: false,
+                phase: Phase::Active,
+                request_secure: secure,
+                genid_parts,
+            }
+        }
+    };
+
+    let slot = Arc::new(Mutex::new(state));
+    req.extensions_mut().insert(SessionSlot(Arc::clone(&slot)));
+    let mut response = inner.call(req).await?;
+
+    let Ok(mut state) = slot.try_lock() else {
+        tracing::error!(
+            "the session is still held after the handler returned (moved into a spawned task?); \
+             this request's session changes were not saved"
+        );
+        return Ok(error_response("session still in use"));
+    };
+    if let Err(error) = finish(&mut state, secure, response.headers_mut()).await {
+        tracing::error!(
+            error = &error as &dyn std::error::Error,
+            "failed to persist the session"
+        );
+        return Ok(error_response("session could not be saved"));
+    }
+    Ok(response)
+}
+
+fn append_cookie(headers: &mut HeaderMap, value: String) {
+    match HeaderValue::try_from(value) {
+        Ok(v) => {
+            headers.append(SET_COOKIE, v);
+        }
+        Err(error) => {
+            tracing::error!(%error, "session Set-Cookie is not a valid header value; not sent");
+        }
+    }
+}
+
+/// Decides, per express-session's rules, what to write and whether to send the cookie,
+/// and writes before the response leaves.
+async fn finish<T: SessionData>(
+    st: &mut State<T>,
+    request_secure: bool,
+    headers: &mut HeaderMap,
+) -> Result<(), SessionError> {
+    let ctx = Arc::clone(&st.ctx);
+    let opts = &ctx.options;
+    match st.phase {
+        Phase::Destroyed => {
+            if st.cookie_id.is_some() {
+                append_cookie(headers, st.cookie.render_clear(&opts.name));
+            }
+            return Ok(());
+        }
+        Phase::Unset => {
+            if opts.unset == Unset::Destroy {
+                ctx.store.destroy(&st.id).await?;
+                if st.cookie_id.is_some() {
+                    append_cookie(headers, st.cookie.render_clear(&opts.name));
+                }
+            }
+            return Ok(());
+        }
+        Phase::Active => {}
+    }
+
+    let changes = st.changes()?;
+    let cookie_changed = st.cookie_changed || st.cookie.changed;
+    let modified = st.modified || !changes.is_empty() || st.id != st.original_id;
+    let new_id = st.is_new_id();
+
+    let mut set_cookie = if new_id {
+        // Unlike express-session, a session the handler saved explicitly also gets its
+        // cookie (express leaves an orphan record).
+        opts.save_uninitialized || modified || st.in_store
+    } else {
+        opts.rolling || cookie_changed || (st.cookie.expires.is_some() && modified)
+    };
+    if set_cookie && st.cookie.secure() && !request_secure {
+        tracing::debug!("not sending a Secure session cookie in reply to an insecure request");
+        set_cookie = false;
+    }
+    st.cookie.touch();
+
+    let should_save = if !opts.save_uninitialized && !st.in_store && new_id {
+        modified
+    } else {
+        !(st.in_store && st.saved_clean && changes.is_empty() && !cookie_changed)
+    };
+
+    if should_save {
+        if st.in_store {
+            let patch = Patch {
+                cookie: st.cookie.clone(),
+                changes,
+            };
+            if ctx.store.patch(&st.id, &patch).await? == PatchOutcome::Missing {
+                tracing::info!(
+                    "session was destroyed or expired during the request; not recreating it"
+                );
+                set_cookie = false;
+            }
+        } else {
+            let mut fields = st.baseline()?.clone();
+            apply_changes(&mut fields, &changes);
+            let record = Record {
+                cookie: st.cookie.clone(),
+                fields,
+            };
+            ctx.store.set(&st.id, &record).await?;
+        }
+    } else if st.in_store && !new_id && !st.saved_in_request {
+        ctx.store.touch(&st.id, &st.cookie).await?;
+    }
+
+    if set_cookie {
+        append_cookie(
+            headers,
+            st.cookie.render(&opts.name, &ctx.signed_value(&st.id)),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! # Tessera: typed, change-tracked sessions for axum
+//!
+//! Tessera is the successor of Node's express-session for Rust services. Derive
+//! [`SessionData`] on your own struct, read and write its fields through the
+//! [`Session`] extractor, and the [`SessionLayer`] persists only the fields that really
+//! changed, before the response leaves.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use tessera::{MemoryStore, Secret, Session, SessionData, SessionLayer};
+//!
+//! #[derive(SessionData, Default)]
+//! #[session(name = "sid", cookie(max_age = "30m", same_site = "lax"),
+//!           resave = false, save_uninitialized = false)]
+//! struct Visit {
+//!     views: u64,
+//!     #[session(rename = "cartItems")]
+//!     cart: Vec<String>,
+//! }
+//!
+//! async fn index(mut session: Session<Visit>) -> String {
+//!     *session.views += 1; // marks only `views` as touched
+//!     format!("views: {}", *session.views)
+//! }
+//!
+//! # fn main() -> Result<(), tessera::ConfigError> {
+//! let layer = SessionLayer::<Visit>::new(Secret::new("a long, random secret")?)
+//!     .with_store(MemoryStore::default());
+//! let app: Router = Router::new().route("/", get(index)).layer(layer);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Compatibility with express-session
+//!
+//! - The cookie is `s:` + id + `.` + base64(HMAC-SHA256(secret, id)), URL-encoded,
+//!   byte-for-byte what express-session sends; several secrets rotate (sign with the
+//!   first, verify with any).
+//! - A stored [`Record`] is laid out like express-session's stored object
+//!   (`{"cookie":{...},"views":1}`), so Node and Rust services can share one store.
+//! - The options and their defaults are express-session's: see [`SessionOptions`].
+//!
+//! ## Deliberate differences
+//!
+//! - The session is persisted before the response is returned (no redirect race), and
+//!   a failed store write becomes a 500 response and a `tracing` error.
+//! - A changed session sends only its changed fields to the store ([`SessionStore::patch`]);
+//!   `resave` renews the stored cookie through an empty patch instead of overwriting the
+//!   fields, so a slow request never undoes another request's change or resurrects a
+//!   destroyed session.
+//! - [`Session::destroy`] also clears the browser cookie.
+//! - A cookie change from the handler ([`Session::cookie_mut`]) is stored and sent.
+//! - An explicitly saved new session gets its cookie even with `save_uninitialized` off.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod cookie;
+mod data;
+mod layer;
+mod memory;
+mod options;
+mod record;
+pub(crate) mod rules;
+mod session;
+mod signing;
+mod store;
+mod time;
+
+pub use cookie::SessionCookie;
+pub use data::{__private, EncodeError, Field, SessionData};
+pub use layer::{SecureConnection, SessionLayer, SessionService};
+pub use memory::MemoryStore;
+pub use options::{
+    ConfigError, CookieOptions, Priority, SameSite, Secure, SessionOptions, StoreErrorPolicy, Unset,
+};
+pub use record::{COOKIE_KEY, FieldChange, Fields, Patch, Record, RecordError};
+pub use session::{Session, SessionError, SessionRejection};
+pub use signing::{HmacSigner, Secret, Secrets, Signer};
+pub use store::{BoxError, PatchOutcome, SessionStore, StoreError};
+pub use tessera_macros::SessionData;

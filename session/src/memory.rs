@@ -1,0 +1,361 @@
+//! An in-process store: the default, for development, tests and single-instance services.
+
+use std::collections::HashMap;
+use std::collections::hash_map::{DefaultHasher, Entry};
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::cookie::SessionCookie;
+use crate::record::{Patch, Record};
+use crate::store::{PatchOutcome, SessionStore, StoreError};
+use crate::time;
+
+const SHARDS: usize = 16;
+
+struct Stored {
+    record: Record,
+    deadline: i64,
+}
+
+struct Inner {
+    shards: Vec<Mutex<HashMap<Box<str>, Stored>>>,
+    count: AtomicUsize,
+    default_ttl_ms: i64,
+    max_sessions: Option<usize>,
+    sweep_every_ms: i64,
+    next_sweep: AtomicI64,
+    sweep_cursor: AtomicUsize,
+}
+
+/// An in-memory [`SessionStore`], sharded for concurrent requests.
+///
+/// - expired records are never returned, and are swept away as the store is written
+///   (one shard at a time, so no request pays for a full sweep) or by [`MemoryStore::sweep`];
+/// - records without an expiry (browser-session cookies) live for `default_ttl`
+///   (24 hours unless changed), so abandoned sessions cannot pile up forever;
+/// - an optional capacity bound evicts the sessions closest to expiry first;
+/// - `patch` updates fields in place under the shard lock, so concurrent requests that
+///   change different fields of one session all survive.
+///
+/// Cloning gives another handle to the same sessions.
+///
+/// ```
+/// use std::time::Duration;
+/// let store = tessera::MemoryStore::new()
+///     .with_default_ttl(Duration::from_secs(3600))
+///     .with_max_sessions(100_000);
+/// ```
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.inner.count.load(Ordering::Relaxed))
+            .field("max_sessions", &self.inner.max_sessions)
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store: browser-session records live 24 hours, no capacity bound,
+    /// a sweep step every 60 seconds.
+    pub fn new() -> Self {
+        Self::build(86_400_000, None, 60_000)
+    }
+
+    fn build(default_ttl_ms: i64, max_sessions: Option<usize>, sweep_every_ms: i64) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                count: AtomicUsize::new(0),
+                default_ttl_ms,
+                max_sessions,
+                sweep_every_ms,
+                next_sweep: AtomicI64::new(time::now_ms() + sweep_every_ms),
+                sweep_cursor: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    fn rebuild(self, f: impl FnOnce(&mut (i64, Option<usize>, i64))) -> Self {
+        let mut cfg = (
+            self.inner.default_ttl_ms,
+            self.inner.max_sessions,
+            self.inner.sweep_every_ms,
+        );
+        f(&mut cfg);
+        let fresh = Self::build(cfg.0, cfg.1, cfg.2);
+        // Carry existing sessions over; builders are normally called on an empty store.
+        for (i, shard) in self.inner.shards.iter().enumerate() {
+            let mut old = lock(shard);
+            let n = old.len();
+            lock(&fresh.inner.shards[i]).extend(old.drain());
+            fresh.inner.count.fetch_add(n, Ordering::Relaxed);
+        }
+        fresh
+    }
+
+    /// How long a record without an expiry (a browser-session cookie) is kept.
+    pub fn with_default_ttl(self, ttl: Duration) -> Self {
+        self.rebuild(|c| c.0 = time::duration_ms(ttl).max(1))
+    }
+
+    /// Keeps at most `max` sessions; beyond that, the ones closest to expiry are evicted
+    /// (expired ones first).
+    pub fn with_max_sessions(self, max: usize) -> Self {
+        self.rebuild(|c| c.1 = Some(max.max(1)))
+    }
+
+    /// How often a sweep step runs (each step sweeps one of the 16 shards).
+    pub fn with_sweep_interval(self, every: Duration) -> Self {
+        self.rebuild(|c| c.2 = (time::duration_ms(every) / SHARDS as i64).max(1))
+    }
+
+    /// Removes every expired record now; returns how many were removed.
+    pub fn sweep(&self) -> usize {
+        let now = time::now_ms();
+        (0..SHARDS).map(|i| self.sweep_shard(i, now)).sum()
+    }
+
+    fn sweep_shard(&self, i: usize, now: i64) -> usize {
+        let mut shard = lock(&self.inner.shards[i]);
+        let before = shard.len();
+        shard.retain(|_, s| s.deadline > now);
+        let removed = before - shard.len();
+        self.inner.count.fetch_sub(removed, Ordering::Relaxed);
+        removed
+    }
+
+    fn maybe_sweep_step(&self, now: i64) {
+        let due = self.inner.next_sweep.load(Ordering::Relaxed);
+        if now < due {
+            return;
+        }
+        let next = now + self.inner.sweep_every_ms;
+        if self
+            .inner
+            .next_sweep
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            let i = self.inner.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
+            let removed = self.sweep_shard(i, now);
+            if removed > 0 {
+                tracing::debug!(removed, shard = i, "memory store swept expired sessions");
+            }
+        }
+    }
+
+    fn make_room(&self, max: usize, now: i64) {
+        if self.inner.count.load(Ordering::Relaxed) < max {
+            return;
+        }
+        self.sweep();
+        let count = self.inner.count.load(Ordering::Relaxed);
+        if count < max {
+            return;
+        }
+        // Evict a batch, so that the O(n) scan is paid once per max/16 inserts.
+        let batch = (count + 1 - max).max(max / 16).max(1);
+        let mut all: Vec<(i64, usize, Box<str>)> = Vec::with_capacity(count);
+        for (i, shard) in self.inner.shards.iter().enumerate() {
+            all.extend(lock(shard).iter().map(|(k, s)| (s.deadline, i, k.clone())));
+        }
+        let batch = batch.min(all.len());
+        if batch == 0 {
+            return;
+        }
+        all.select_nth_unstable_by_key(batch - 1, |e| e.0);
+        let mut evicted = 0;
+        for (_, i, key) in all.into_iter().take(batch) {
+            if lock(&self.inner.shards[i]).remove(&key).is_some() {
+                evicted += 1;
+            }
+        }
+        self.inner.count.fetch_sub(evicted, Ordering::Relaxed);
+        tracing::warn!(
+            evicted,
+            max_sessions = max,
+            now,
+            "memory store at capacity: evicted the sessions closest to expiry"
+        );
+    }
+
+    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<Box<str>, Stored>> {
+        let mut h = DefaultHasher::new();
+        id.hash(&mut h);
+        lock(&self.inner.shards[(h.finish() as usize) % SHARDS])
+    }
+
+    fn deadline(&self, cookie: &SessionCookie, now: i64) -> i64 {
+        cookie
+            .expires
+            .unwrap_or_else(|| now.saturating_add(self.inner.default_ttl_ms))
+    }
+
+    fn get_now(&self, id: &str) -> Option<Record> {
+        let now = time::now_ms();
+        let mut shard = self.shard(id);
+        match shard.get(id) {
+            Some(s) if s.deadline > now => Some(s.record.clone()),
+            Some(_) => {
+                shard.remove(id);
+                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn set_now(&self, id: &str, record: &Record) {
+        let now = time::now_ms();
+        self.maybe_sweep_step(now);
+        let deadline = self.deadline(&record.cookie, now);
+        if deadline <= now {
+            // Writing an already expired record is a delete (as connect-redis does).
+            self.destroy_now(id);
+            return;
+        }
+        {
+            let mut shard = self.shard(id);
+            if let Some(s) = shard.get_mut(id) {
+                s.record = record.clone();
+                s.deadline = deadline;
+                return;
+            }
+        }
+        if let Some(max) = self.inner.max_sessions {
+            self.make_room(max, now);
+        }
+        let mut shard = self.shard(id);
+        let stored = Stored {
+            record: record.clone(),
+            deadline,
+        };
+        if let Entry::Vacant(v) = shard.entry(id.into()) {
+            v.insert(stored);
+            self.inner.count.fetch_add(1, Ordering::Relaxed);
+        } else if let Some(s) = shard.get_mut(id) {
+            *s = stored;
+        }
+    }
+
+    fn patch_now(&self, id: &str, patch: &Patch) -> PatchOutcome {
+        let now = time::now_ms();
+        self.maybe_sweep_step(now);
+        let deadline = self.deadline(&patch.cookie, now);
+        let mut shard = self.shard(id);
+        match shard.get_mut(id) {
+            Some(s) if s.deadline > now => {
+                if deadline <= now {
+                    shard.remove(id);
+                    self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                } else {
+                    patch.apply_to(&mut s.record);
+                    s.deadline = deadline;
+                }
+                PatchOutcome::Applied
+            }
+            Some(_) => {
+                shard.remove(id);
+                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                PatchOutcome::Missing
+            }
+            None => PatchOutcome::Missing,
+        }
+    }
+
+    fn destroy_now(&self, id: &str) {
+        if self.shard(id).remove(id).is_some() {
+            self.inner.count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code panics while holding a shard lock; if one ever did, the map is still
+    // consistent (every update is a single insert/remove), so keep serving.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SessionStore for MemoryStore {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        std::future::ready(Ok(self.get_now(id)))
+    }
+
+    fn set(
+        &self,
+        id: &str,
+        record: &Record,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.set_now(id, record);
+        std::future::ready(Ok(()))
+    }
+
+    fn patch(
+        &self,
+        id: &str,
+        patch: &Patch,
+    ) -> impl Future<Output = Result<PatchOutcome, StoreError>> + Send {
+        std::future::ready(Ok(self.patch_now(id, patch)))
+    }
+
+    fn destroy(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.destroy_now(id);
+        std::future::ready(Ok(()))
+    }
+
+    fn touch(
+        &self,
+        id: &str,
+        cookie: &SessionCookie,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let patch = Patch {
+            cookie: cookie.clone(),
+            changes: Vec::new(),
+        };
+        self.patch_now(id, &patch);
+        std::future::ready(Ok(()))
+    }
+
+    fn len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        self.sweep();
+        std::future::ready(Ok(self.inner.count.load(Ordering::Relaxed)))
+    }
+
+    fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        for shard in &self.inner.shards {
+            let mut s = lock(shard);
+            let n = s.len();
+            s.clear();
+            self.inner.count.fetch_sub(n, Ordering::Relaxed);
+        }
+        std::future::ready(Ok(()))
+    }
+
+    fn ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        let now = time::now_ms();
+        let mut ids = Vec::new();
+        for shard in &self.inner.shards {
+            ids.extend(
+                lock(shard)
+                    .iter()
+                    .filter(|(_, s)| s.deadline > now)
+                    .map(|(k, _)| k.to_string()),
+            );
+        }
+        std::future::ready(Ok(ids))
+    }
+}

@@ -1,0 +1,413 @@
+//! Session options: express-session's options with its defaults, checked by the rules in
+//! [`crate::rules`] whether they come from the derive attribute or from configuration.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use crate::rules;
+
+/// A misconfiguration found when building a [`crate::SessionLayer`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A secret with no bytes.
+    #[error("session secret is empty; pass a long random string")]
+    EmptySecret,
+    /// An empty list of secrets.
+    #[error("the secret list must contain one or more secrets")]
+    NoSecrets,
+    /// The environment variable that should hold the secret is unset or empty.
+    #[error("environment variable `{0}` with the session secret is not set (or empty)")]
+    MissingSecretVar(String),
+    /// An option value that breaks one of the rules.
+    #[error("invalid session option `{option}`: {message}")]
+    Invalid {
+        /// The option, as named in the `#[session(...)]` attribute.
+        option: &'static str,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(option: &'static str, message: String) -> Self {
+        Self::Invalid { option, message }
+    }
+}
+
+/// The `SameSite` cookie attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (browsers require `Secure` with it).
+    None,
+    /// `None` on secure requests, `Lax` otherwise, decided when the session is created.
+    Auto,
+}
+
+impl FromStr for SameSite {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let i = rules::check_choice("same_site", s, rules::SAME_SITE_VALUES)
+            .map_err(|m| ConfigError::invalid("same_site", m))?;
+        Ok([Self::Strict, Self::Lax, Self::None, Self::Auto][i])
+    }
+}
+
+/// The `Priority` cookie attribute (a Chrome extension).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// `Priority=Low`.
+    Low,
+    /// `Priority=Medium`.
+    Medium,
+    /// `Priority=High`.
+    High,
+}
+
+impl FromStr for Priority {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let i = rules::check_choice("priority", s, rules::PRIORITY_VALUES)
+            .map_err(|m| ConfigError::invalid("priority", m))?;
+        Ok([Self::Low, Self::Medium, Self::High][i])
+    }
+}
+
+impl Priority {
+    pub(crate) fn as_stored(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+/// The `secure` cookie option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secure {
+    /// Always mark the cookie `Secure` (it is then only sent over HTTPS).
+    Always,
+    /// Never mark it `Secure` (express-session's default).
+    Never,
+    /// `Secure` when the request that creates the session is secure.
+    Auto,
+}
+
+impl FromStr for Secure {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        match rules::check_choice("secure", s, &["true", "false", "auto"]) {
+            Ok(0) => Ok(Self::Always),
+            Ok(1) => Ok(Self::Never),
+            Ok(_) => Ok(Self::Auto),
+            Err(m) => Err(ConfigError::invalid("secure", m)),
+        }
+    }
+}
+
+/// What happens when a handler unsets the session ([`crate::Session::unset`]),
+/// express-session's `unset` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Unset {
+    /// Keep the stored session; ignore this request's changes.
+    #[default]
+    Keep,
+    /// Destroy the stored session.
+    Destroy,
+}
+
+impl FromStr for Unset {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let i = rules::check_choice("unset", s, rules::UNSET_VALUES)
+            .map_err(|m| ConfigError::invalid("unset", m))?;
+        Ok([Self::Keep, Self::Destroy][i])
+    }
+}
+
+/// What a request gets when the store fails while loading its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StoreErrorPolicy {
+    /// Answer `500 Internal Server Error` without calling the handler (express-session's
+    /// behaviour).
+    #[default]
+    Fail,
+    /// Call the handler without a session: `Option<Session<T>>` is `None`.
+    ContinueWithoutSession,
+}
+
+/// Cookie settings applied to new sessions (a loaded session keeps its stored cookie,
+/// as in express-session).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieOptions {
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) http_only: bool,
+    pub(crate) secure: Secure,
+    pub(crate) same_site: Option<SameSite>,
+    pub(crate) partitioned: bool,
+    pub(crate) priority: Option<Priority>,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) expires: Option<SystemTime>,
+}
+
+impl Default for CookieOptions {
+    fn default() -> Self {
+        Self {
+            path: "/".to_owned(),
+            domain: None,
+            http_only: true,
+            secure: Secure::Never,
+            same_site: None,
+            partitioned: false,
+            priority: None,
+            max_age: None,
+            expires: None,
+        }
+    }
+}
+
+/// All options of a session layer. Start from [`SessionOptions::default`] (express-session's
+/// defaults) or from what `#[session(...)]` declared, and change them with the setters.
+///
+/// ```
+/// use tessera::{SessionOptions, SameSite};
+/// let opts = SessionOptions::default()
+///     .name("sid")?
+///     .cookie_path("/app")?
+///     .same_site(Some("lax".parse()?))
+///     .rolling(true);
+/// assert_eq!(opts.cookie_name(), "sid");
+/// # Ok::<(), tessera::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionOptions {
+    pub(crate) name: String,
+    pub(crate) cookie: CookieOptions,
+    pub(crate) resave: bool,
+    pub(crate) rolling: bool,
+    pub(crate) save_uninitialized: bool,
+    pub(crate) unset: Unset,
+    pub(crate) proxy: Option<bool>,
+    pub(crate) store_error: StoreErrorPolicy,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            name: "connect.sid".to_owned(),
+            cookie: CookieOptions::default(),
+            resave: true,
+            rolling: false,
+            save_uninitialized: true,
+            unset: Unset::Keep,
+            proxy: None,
+            store_error: StoreErrorPolicy::Fail,
+        }
+    }
+}
+
+impl SessionOptions {
+    /// The cookie name (default `connect.sid`). Must be an RFC 6265 token.
+    pub fn name(mut self, name: &str) -> Result<Self, ConfigError> {
+        rules::check_cookie_name(name).map_err(|m| ConfigError::invalid("name", m))?;
+        self.name = name.to_owned();
+        Ok(self)
+    }
+
+    /// The configured cookie name.
+    pub fn cookie_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cookie `Path` (default `/`). Requests outside it get no session.
+    pub fn cookie_path(mut self, path: &str) -> Result<Self, ConfigError> {
+        rules::check_cookie_path(path).map_err(|m| ConfigError::invalid("path", m))?;
+        self.cookie.path = path.to_owned();
+        Ok(self)
+    }
+
+    /// The cookie `Domain` (default: none, a host-only cookie).
+    pub fn cookie_domain(mut self, domain: Option<&str>) -> Result<Self, ConfigError> {
+        if let Some(d) = domain {
+            rules::check_cookie_domain(d).map_err(|m| ConfigError::invalid("domain", m))?;
+        }
+        self.cookie.domain = domain.map(str::to_owned);
+        Ok(self)
+    }
+
+    /// `HttpOnly` (default true).
+    pub fn http_only(mut self, on: bool) -> Self {
+        self.cookie.http_only = on;
+        self
+    }
+
+    /// `Secure` (default [`Secure::Never`]).
+    pub fn secure(mut self, secure: Secure) -> Self {
+        self.cookie.secure = secure;
+        self
+    }
+
+    /// `SameSite` (default: not sent).
+    pub fn same_site(mut self, same_site: Option<SameSite>) -> Self {
+        self.cookie.same_site = same_site;
+        self
+    }
+
+    /// `Partitioned` (CHIPS; default off).
+    pub fn partitioned(mut self, on: bool) -> Self {
+        self.cookie.partitioned = on;
+        self
+    }
+
+    /// `Priority` (default: not sent).
+    pub fn priority(mut self, priority: Option<Priority>) -> Self {
+        self.cookie.priority = priority;
+        self
+    }
+
+    /// The session lifetime, renewed on every request (express's `cookie.maxAge`).
+    /// `None` (the default) makes a browser-session cookie. Replaces `expires`.
+    pub fn max_age(mut self, max_age: Option<Duration>) -> Result<Self, ConfigError> {
+        if max_age == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "max_age",
+                "a zero max-age expires the session at once; use None for a browser-session cookie"
+                    .to_owned(),
+            ));
+        }
+        self.cookie.max_age = max_age;
+        self.cookie.expires = None;
+        Ok(self)
+    }
+
+    /// A fixed expiry date for new sessions (express's `cookie.expires`): as in
+    /// express-session the time left at creation becomes the session's max-age.
+    /// Replaces `max_age`.
+    pub fn expires(mut self, expires: Option<SystemTime>) -> Self {
+        self.cookie.expires = expires;
+        self.cookie.max_age = None;
+        self
+    }
+
+    /// Save sessions that were not modified (express default: true).
+    pub fn resave(mut self, on: bool) -> Self {
+        self.resave = on;
+        self
+    }
+
+    /// Send the cookie (and renew its expiry) on every response (default false).
+    pub fn rolling(mut self, on: bool) -> Self {
+        self.rolling = on;
+        self
+    }
+
+    /// Store new sessions that were not modified (express default: true).
+    pub fn save_uninitialized(mut self, on: bool) -> Self {
+        self.save_uninitialized = on;
+        self
+    }
+
+    /// What [`crate::Session::unset`] does (default [`Unset::Keep`]).
+    pub fn unset(mut self, unset: Unset) -> Self {
+        self.unset = unset;
+        self
+    }
+
+    /// Trust `X-Forwarded-Proto` (`Some(true)`), or only the connection (`Some(false)` and
+    /// `None`; axum has no "trust proxy" setting to fall back to).
+    pub fn proxy(mut self, proxy: Option<bool>) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// What happens when the store fails to load a session (default: 500).
+    pub fn store_error_policy(mut self, policy: StoreErrorPolicy) -> Self {
+        self.store_error = policy;
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __path(mut self, path: &str) -> Self {
+        self.cookie.path = path.to_owned();
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __domain(mut self, domain: &str) -> Self {
+        self.cookie.domain = Some(domain.to_owned());
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __max_age_ms(mut self, ms: u64) -> Self {
+        self.cookie.max_age = Some(Duration::from_millis(ms));
+        self.cookie.expires = None;
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __expires_ms(self, ms: i64) -> Self {
+        self.expires(Some(crate::time::ms_to_system_time(ms)))
+    }
+
+    /// The cookie path that gates which requests get a session.
+    pub fn path(&self) -> &str {
+        &self.cookie.path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_express_session_defaults() {
+        let o = SessionOptions::default();
+        assert_eq!(o.name, "connect.sid");
+        assert_eq!(o.cookie.path, "/");
+        assert!(o.cookie.http_only);
+        assert_eq!(o.cookie.secure, Secure::Never);
+        assert_eq!(o.cookie.max_age, None);
+        assert!(o.resave && o.save_uninitialized && !o.rolling);
+        assert_eq!(o.unset, Unset::Keep);
+        assert_eq!(o.proxy, None);
+    }
+
+    #[test]
+    fn runtime_setters_reject_invalid_values_with_clear_messages() {
+        let err = SessionOptions::default().name("bad name").unwrap_err();
+        assert!(err.to_string().contains("a space"), "{err}");
+        let err = SessionOptions::default().cookie_path("app").unwrap_err();
+        assert!(err.to_string().contains("must start with"), "{err}");
+        let err = SessionOptions::default()
+            .cookie_domain(Some("http://x.com"))
+            .unwrap_err();
+        assert!(err.to_string().contains("scheme"), "{err}");
+        assert!(
+            SessionOptions::default()
+                .max_age(Some(Duration::ZERO))
+                .is_err()
+        );
+        let err = "sometimes".parse::<SameSite>().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("\"strict\", \"lax\", \"none\", \"auto\""),
+            "{err}"
+        );
+        assert!("maybe".parse::<Unset>().is_err());
+        assert!("urgent".parse::<Priority>().is_err());
+        assert_eq!("AUTO".parse::<Secure>(), Ok(Secure::Auto));
+    }
+}

@@ -1,0 +1,237 @@
+//! The validation rules for session options, shared word for word by the derive macro
+//! (compile-time checks) and the runtime setters (checks on values from configuration).
+//!
+//! This file has no dependencies on purpose: `tessera-macros` includes it with
+//! `#[path]`, so one rule is written once and judged the same at compile time and at
+//! run time.
+
+#![allow(dead_code)]
+
+/// Parses a duration written as an integer of milliseconds or a number with a unit
+/// (`ms`, `s`, `m`, `h`, `d`): `"90s"`, `"30m"`, `"1h"`, `"7d"`, `"1500"`.
+/// Zero and negative values are rejected: a session that expires at once is a mistake.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    if t.starts_with('-') {
+        return Err(format!(
+            "duration `{text}` is negative; use a positive duration such as \"30m\""
+        ));
+    }
+    if digits.is_empty() {
+        return Err(format!(
+            "`{text}` is not a duration; write a number with a unit (\"90s\", \"30m\", \"1h\", \"7d\") or milliseconds"
+        ));
+    }
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("duration `{text}` is too large"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{text}`; use ms, s, m, h or d"
+            ));
+        }
+    };
+    let ms = n
+        .checked_mul(factor)
+        .ok_or_else(|| format!("duration `{text}` is too large"))?;
+    if ms == 0 {
+        return Err(format!(
+            "duration `{text}` is zero; omit `max_age` for a browser-session cookie"
+        ));
+    }
+    Ok(ms)
+}
+
+/// RFC 6265 `token`: the characters a cookie name may have.
+pub fn check_cookie_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("cookie name is empty; use a token such as \"sid\"".to_owned());
+    }
+    if let Some(c) = name.chars().find(|c| !is_token_char(*c)) {
+        return Err(format!(
+            "cookie name `{name}` contains {}, which RFC 6265 does not allow in a cookie name; \
+             use letters, digits and !#$%&'*+-.^_`|~",
+            describe_char(c)
+        ));
+    }
+    Ok(())
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        c if c.is_control() => format!("the control character U+{:04X}", c as u32),
+        c if !c.is_ascii() => format!("the non-ASCII character `{c}`"),
+        c => format!("`{c}`"),
+    }
+}
+
+/// A cookie path must start with `/` and must not contain `;` or control characters.
+pub fn check_cookie_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!(
+            "cookie path `{path}` must start with \"/\" (for example \"/app\")"
+        ));
+    }
+    if let Some(c) = path.chars().find(|c| *c == ';' || c.is_control()) {
+        return Err(format!(
+            "cookie path `{path}` contains {}, which cannot appear in a Set-Cookie attribute",
+            describe_char(c)
+        ));
+    }
+    Ok(())
+}
+
+/// A cookie domain is a bare host name: no scheme, no port, no path.
+pub fn check_cookie_domain(domain: &str) -> Result<(), String> {
+    if domain.is_empty() {
+        return Err("cookie domain is empty; omit it for a host-only cookie".to_owned());
+    }
+    if domain.contains("://") {
+        return Err(format!(
+            "cookie domain `{domain}` has a scheme; write the host only (\"example.com\")"
+        ));
+    }
+    if domain.contains(':') {
+        return Err(format!(
+            "cookie domain `{domain}` has a port; cookies are not scoped by port, write the host only"
+        ));
+    }
+    if let Some(c) = domain
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
+    {
+        return Err(format!(
+            "cookie domain `{domain}` contains {}; write a host name such as \"example.com\"",
+            describe_char(c)
+        ));
+    }
+    Ok(())
+}
+
+/// Accepted spellings of `same_site`.
+pub const SAME_SITE_VALUES: &[&str] = &["strict", "lax", "none", "auto"];
+/// Accepted spellings of `priority`.
+pub const PRIORITY_VALUES: &[&str] = &["low", "medium", "high"];
+/// Accepted spellings of `unset`.
+pub const UNSET_VALUES: &[&str] = &["keep", "destroy"];
+
+/// Checks that `value` is one of `allowed` (ASCII case-insensitive, like express).
+pub fn check_choice(option: &str, value: &str, allowed: &[&str]) -> Result<usize, String> {
+    allowed
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(value))
+        .ok_or_else(|| {
+            let list: Vec<String> = allowed.iter().map(|a| format!("\"{a}\"")).collect();
+            format!(
+                "`{option}` must be one of {}, not \"{value}\"",
+                list.join(", ")
+            )
+        })
+}
+
+/// Damerau-free edit distance, for "did you mean" hints on option names.
+pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['_', '-'], "");
+    let w = norm(word);
+    candidates
+        .iter()
+        .map(|c| (levenshtein(&w, &norm(c)), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_accept_units_and_milliseconds() {
+        assert_eq!(parse_duration_ms("90s"), Ok(90_000));
+        assert_eq!(parse_duration_ms("30m"), Ok(1_800_000));
+        assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
+        assert_eq!(parse_duration_ms("7d"), Ok(604_800_000));
+        assert_eq!(parse_duration_ms("1500"), Ok(1500));
+        assert_eq!(parse_duration_ms("250ms"), Ok(250));
+    }
+
+    #[test]
+    fn durations_reject_zero_negative_and_garbage() {
+        for bad in [
+            "0",
+            "0s",
+            "-5m",
+            "",
+            "m",
+            "5 weeks",
+            "5w",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cookie_names_must_be_tokens() {
+        assert!(check_cookie_name("connect.sid").is_ok());
+        assert!(check_cookie_name("__Host-sid").is_ok());
+        for bad in ["", "a b", "a;b", "a=b", "sïd", "a\tb", "a,b", "(x)"] {
+            assert!(check_cookie_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_and_domains_are_checked() {
+        assert!(check_cookie_path("/").is_ok());
+        assert!(check_cookie_path("/app").is_ok());
+        assert!(check_cookie_path("app").is_err());
+        assert!(check_cookie_path("/a;b").is_err());
+        assert!(check_cookie_domain("example.com").is_ok());
+        assert!(check_cookie_domain(".example.com").is_ok());
+        assert!(check_cookie_domain("https://example.com").is_err());
+        assert!(check_cookie_domain("example.com:8080").is_err());
+        assert!(check_cookie_domain("").is_err());
+    }
+
+    #[test]
+    fn choices_are_case_insensitive_and_name_the_alternatives() {
+        assert_eq!(check_choice("same_site", "Lax", SAME_SITE_VALUES), Ok(1));
+        let err = check_choice("unset", "drop", UNSET_VALUES).unwrap_err();
+        assert!(err.contains("\"keep\", \"destroy\""), "{err}");
+    }
+
+    #[test]
+    fn closest_suggests_near_misses_only() {
+        let names = ["max_age", "same_site", "http_only", "domain"];
+        assert_eq!(closest("maxage", &names), Some("max_age"));
+        assert_eq!(closest("samesite", &names), Some("same_site"));
+        assert_eq!(closest("frobnicate", &names), None);
+    }
+}

@@ -1,0 +1,375 @@
+//! The `Session<T>` extractor and the per-request session state it hands out.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::cookie::SessionCookie;
+use crate::data::{EncodeError, SessionData};
+use crate::layer::Ctx;
+use crate::record::{Fields, Patch, Record, apply_changes};
+use crate::store::{PatchOutcome, StoreError};
+
+/// An error from a session operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The store failed.
+    #[error("session store operation failed")]
+    Store(#[from] StoreError),
+    /// The session is no longer in the store (`reload` after it expired or was destroyed).
+    #[error("failed to load session: it is not in the store")]
+    NotFound,
+    /// A field could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The operating system's random number generator failed.
+    #[error("could not generate a session id")]
+    Random(#[source] getrandom::Error),
+    /// A custom `genid` returned an empty or oversized id.
+    #[error("the genid function returned an invalid session id (empty or over {max} bytes)", max = crate::layer::MAX_ID_LEN)]
+    InvalidId,
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, "session error").into_response()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Active,
+    Destroyed,
+    Unset,
+}
+
+/// Everything the layer knows about the request's session.
+pub(crate) struct State<T: SessionData> {
+    pub(crate) ctx: Arc<Ctx>,
+    pub(crate) id: String,
+    /// The id the request's (verified) cookie carried.
+    pub(crate) cookie_id: Option<String>,
+    pub(crate) original_id: String,
+    pub(crate) view: T::Tracked,
+    /// The stored fields the view was loaded from (`None`: a new session, whose
+    /// baseline is the encoded `Default`, computed only when needed).
+    pub(crate) baseline: Option<Fields>,
+    pub(crate) cookie: SessionCookie,
+    /// The store holds a record under `id`.
+    pub(crate) in_store: bool,
+    /// That record equals `baseline` (loaded with resave off, or saved this request).
+    pub(crate) saved_clean: bool,
+    /// Changes already flushed by `save()` this request.
+    pub(crate) modified: bool,
+    /// Cookie changes already flushed by `save()` this request.
+    pub(crate) cookie_changed: bool,
+    /// `save()` wrote the session during this request (no end-of-request touch needed).
+    pub(crate) saved_in_request: bool,
+    pub(crate) phase: Phase,
+    pub(crate) request_secure: bool,
+    /// A copy of the request head for a custom `genid` (only kept when one is set).
+    pub(crate) genid_parts: Option<Arc<Parts>>,
+}
+
+impl<T: SessionData> State<T> {
+    pub(crate) fn baseline(&mut self) -> Result<&Fields, SessionError> {
+        if self.baseline.is_none() {
+            let mut fields = Fields::new();
+            T::__encode_defaults(&mut fields)?;
+            self.baseline = Some(fields);
+        }
+        Ok(self.baseline.get_or_insert_with(Fields::new))
+    }
+
+    /// The changed fields against the baseline.
+    pub(crate) fn changes(
+        &mut self,
+    ) -> Result<Vec<(String, Option<serde_json::Value>)>, SessionError> {
+        let mut out = Vec::new();
+        self.baseline()?;
+        if let Some(b) = &self.baseline {
+            T::__diff(&self.view, b, false, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn new_id(&self) -> Result<String, SessionError> {
+        self.ctx.generate_id(self.genid_parts.as_deref())
+    }
+
+    pub(crate) fn is_new_id(&self) -> bool {
+        self.cookie_id.as_deref() != Some(self.id.as_str())
+    }
+}
+
+pub(crate) type Slot<T> = Arc<Mutex<State<T>>>;
+
+/// Request extension through which the layer lends the state to the extractor.
+pub(crate) struct SessionSlot<T: SessionData>(pub(crate) Slot<T>);
+
+impl<T: SessionData> Clone for SessionSlot<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+/// Why a handler got no [`Session`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// No `SessionLayer<T>` for this `T` wraps the route, the request is outside the
+    /// cookie path, or the store was down with [`crate::StoreErrorPolicy::ContinueWithoutSession`].
+    /// Use `Option<Session<T>>` where that is expected.
+    #[error("no session for this request: is SessionLayer<T> installed for this route and path?")]
+    NoSession,
+    /// `Session<T>` was extracted twice in one request.
+    #[error("the session was already extracted in this request")]
+    AlreadyExtracted,
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "session extractor rejected the request");
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+/// The session of the current request, typed by your `#[derive(SessionData)]` struct.
+///
+/// It derefs to the generated tracked view, so `*session.views += 1` reads and writes
+/// a field and marks only that field as touched. When the handler returns, the layer
+/// persists exactly the fields that changed — before the response is sent.
+///
+/// ```
+/// use tessera::{Session, SessionData};
+///
+/// #[derive(SessionData, Default)]
+/// struct Visit { views: u64 }
+///
+/// async fn index(mut session: Session<Visit>) -> String {
+///     *session.views += 1;
+///     format!("views: {}", *session.views)
+/// }
+/// ```
+pub struct Session<T: SessionData> {
+    guard: OwnedMutexGuard<State<T>>,
+}
+
+impl<T: SessionData> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
+impl<T: SessionData, S: Send + Sync> FromRequestParts<S> for Session<T> {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let slot = parts
+            .extensions
+            .get::<SessionSlot<T>>()
+            .ok_or(SessionRejection::NoSession)?;
+        take(&slot.0)
+    }
+}
+
+impl<T: SessionData, S: Send + Sync> OptionalFromRequestParts<S> for Session<T> {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match parts.extensions.get::<SessionSlot<T>>() {
+            None => Ok(None),
+            Some(slot) => take(&slot.0).map(Some),
+        }
+    }
+}
+
+fn take<T: SessionData>(slot: &Slot<T>) -> Result<Session<T>, SessionRejection> {
+    let guard = Arc::clone(slot)
+        .try_lock_owned()
+        .map_err(|_| SessionRejection::AlreadyExtracted)?;
+    Ok(Session { guard })
+}
+
+impl<T: SessionData> Session<T> {
+    fn st(&self) -> &State<T> {
+        &self.guard
+    }
+
+    fn st_mut(&mut self) -> &mut State<T> {
+        &mut self.guard
+    }
+
+    /// The session id (express's `req.sessionID`).
+    pub fn id(&self) -> &str {
+        &self.st().id
+    }
+
+    /// True when this session was not loaded from the request's cookie (a new session,
+    /// or one whose id was regenerated or rotated in this request).
+    pub fn is_new(&self) -> bool {
+        self.st().is_new_id()
+    }
+
+    /// The session cookie: expiry, max-age and attributes.
+    pub fn cookie(&self) -> &SessionCookie {
+        &self.st().cookie
+    }
+
+    /// The session cookie, to change this session's lifetime ("remember me"):
+    /// `session.cookie_mut().set_max_age(Some(Duration::from_secs(30 * 86400)))`.
+    /// A changed cookie is stored and sent to the browser at the end of the request.
+    pub fn cookie_mut(&mut self) -> &mut SessionCookie {
+        &mut self.st_mut().cookie
+    }
+
+    /// Renews the expiry now (`expires = now + originalMaxAge`). The layer also does
+    /// this at the end of every request.
+    pub fn touch(&mut self) {
+        self.st_mut().cookie.touch();
+    }
+
+    /// Drops the session from this request (express's `req.session = null`): with
+    /// `unset = "keep"` the stored session stays as it was; with `unset = "destroy"` it
+    /// is destroyed when the request ends.
+    pub fn unset(&mut self) {
+        self.st_mut().phase = Phase::Unset;
+    }
+
+    /// Destroys the session in the store now; the response also clears the browser's
+    /// cookie.
+    pub async fn destroy(&mut self) -> Result<(), SessionError> {
+        let st = self.st_mut();
+        st.ctx.store.destroy(&st.id).await?;
+        st.phase = Phase::Destroyed;
+        st.in_store = false;
+        Ok(())
+    }
+
+    /// Replaces the session with a fresh one under a new id, destroying the old one:
+    /// the defence against session fixation. The new cookie is sent with the response.
+    pub async fn regenerate(&mut self) -> Result<(), SessionError> {
+        let st = self.st_mut();
+        let new_id = st.new_id()?;
+        st.ctx.store.destroy(&st.id).await?;
+        st.id = new_id;
+        st.view = T::__fresh();
+        st.baseline = None;
+        st.cookie = SessionCookie::from_options(
+            &st.ctx.options.cookie,
+            st.request_secure,
+            crate::time::now_ms(),
+        );
+        st.in_store = false;
+        st.saved_clean = false;
+        st.cookie_changed = false;
+        st.phase = Phase::Active;
+        Ok(())
+    }
+
+    /// Moves the session to a new id and keeps its data: what to call after a login.
+    /// The old id is destroyed at once; the new cookie is sent with the response.
+    pub async fn rotate_id(&mut self) -> Result<(), SessionError> {
+        let st = self.st_mut();
+        let new_id = st.new_id()?;
+        if st.in_store {
+            st.ctx.store.destroy(&st.id).await?;
+        }
+        st.id = new_id;
+        st.in_store = false;
+        st.saved_clean = false;
+        st.phase = Phase::Active;
+        Ok(())
+    }
+
+    /// Reloads the session from the store, discarding this request's unsaved changes.
+    /// Fails with [`SessionError::NotFound`] when it is no longer stored.
+    pub async fn reload(&mut self) -> Result<(), SessionError> {
+        let st = self.st_mut();
+        let record = st
+            .ctx
+            .store
+            .get(&st.id)
+            .await?
+            .ok_or(SessionError::NotFound)?;
+        st.view = T::__load(&record.fields);
+        st.baseline = Some(record.fields);
+        st.cookie = record.cookie;
+        st.in_store = true;
+        st.saved_clean = true;
+        st.phase = Phase::Active;
+        Ok(())
+    }
+
+    /// Writes the session to the store now (only the changed fields when it is already
+    /// stored). The layer then skips its own end-of-request write unless something
+    /// changes after this call.
+    pub async fn save(&mut self) -> Result<(), SessionError> {
+        let st = self.st_mut();
+        let changes = st.changes()?;
+        st.cookie_changed |= std::mem::take(&mut st.cookie.changed);
+        if st.in_store {
+            let patch = Patch {
+                cookie: st.cookie.clone(),
+                changes,
+            };
+            if st.ctx.store.patch(&st.id, &patch).await? == PatchOutcome::Missing {
+                return Err(SessionError::NotFound);
+            }
+            st.modified |= !patch.changes.is_empty();
+            if let Some(b) = &mut st.baseline {
+                apply_changes(b, &patch.changes);
+            }
+        } else {
+            let mut fields = st.baseline()?.clone();
+            apply_changes(&mut fields, &changes);
+            let record = Record {
+                cookie: st.cookie.clone(),
+                fields,
+            };
+            st.ctx.store.set(&st.id, &record).await?;
+            st.modified |= !changes.is_empty();
+            st.baseline = Some(record.fields);
+        }
+        T::__settle(&mut st.view);
+        st.in_store = true;
+        st.saved_clean = true;
+        st.saved_in_request = true;
+        Ok(())
+    }
+
+    /// The session's fields as they would be stored now, as a JSON object (keys the
+    /// struct does not declare included).
+    pub fn to_json(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, SessionError> {
+        let st = self.st_mut();
+        let mut fields = st.baseline()?.clone();
+        let mut changes = Vec::new();
+        T::__diff(&st.view, &fields, true, &mut changes)?;
+        apply_changes(&mut fields, &changes);
+        Ok(fields)
+    }
+}
+
+impl<T: SessionData> Deref for Session<T> {
+    type Target = T::Tracked;
+    fn deref(&self) -> &T::Tracked {
+        &self.st().view
+    }
+}
+
+impl<T: SessionData> DerefMut for Session<T> {
+    fn deref_mut(&mut self) -> &mut T::Tracked {
+        &mut self.st_mut().view
+    }
+}

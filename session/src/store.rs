@@ -1,0 +1,186 @@
+//! The store trait: records, patches and expiry, nothing about HTTP.
+
+use std::error::Error as StdError;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::cookie::SessionCookie;
+use crate::record::{Patch, Record, RecordError};
+
+/// A boxed error from a store's backend.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Why a store operation failed. The source chain is kept.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend (network, database, ...) failed.
+    #[error("session store backend failed")]
+    Backend(#[source] BoxError),
+    /// A stored record could not be decoded. The layer treats it as "not found" and
+    /// starts a fresh session.
+    #[error("stored session record is corrupt")]
+    Corrupt(#[source] RecordError),
+    /// The store does not implement this optional operation.
+    #[error("the session store does not support `{0}`")]
+    Unsupported(&'static str),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(e: impl Into<BoxError>) -> Self {
+        Self::Backend(e.into())
+    }
+}
+
+/// What a [`SessionStore::patch`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PatchOutcome {
+    /// The record existed and was updated.
+    Applied,
+    /// No live record had that id (destroyed or expired): nothing was written, so a
+    /// destroyed session is never resurrected.
+    Missing,
+}
+
+/// A session store.
+///
+/// Rules every store follows (the conformance tests check them):
+/// - `get` never returns an expired record;
+/// - `patch` changes only the listed fields and never recreates a missing record;
+/// - records expire at `record.cookie.expires`, or after a store-defined time when the
+///   cookie has no expiry (a browser-session cookie).
+///
+/// The methods are `async`; the layer boxes the store, so implement this trait and pass
+/// the store to [`crate::SessionLayer::with_store`].
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads a live record.
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
+
+    /// Writes a whole record (a new session, or a new id).
+    fn set(&self, id: &str, record: &Record)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes only the changed fields and the renewed cookie. The default reads, applies
+    /// and writes back; stores that can update in place should do so atomically, so that
+    /// concurrent requests changing different fields all survive.
+    fn patch(
+        &self,
+        id: &str,
+        patch: &Patch,
+    ) -> impl Future<Output = Result<PatchOutcome, StoreError>> + Send {
+        async move {
+            match self.get(id).await? {
+                None => Ok(PatchOutcome::Missing),
+                Some(mut record) => {
+                    patch.apply_to(&mut record);
+                    self.set(id, &record).await?;
+                    Ok(PatchOutcome::Applied)
+                }
+            }
+        }
+    }
+
+    /// Deletes a record (no error when it does not exist).
+    fn destroy(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Renews a record's expiry to the given cookie's without touching its fields.
+    /// The default is a field-less [`SessionStore::patch`].
+    fn touch(
+        &self,
+        id: &str,
+        cookie: &SessionCookie,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let patch = Patch {
+                cookie: cookie.clone(),
+                changes: Vec::new(),
+            };
+            self.patch(id, &patch).await.map(|_| ())
+        }
+    }
+
+    /// Number of live sessions (optional).
+    fn len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        async { Err(StoreError::Unsupported("len")) }
+    }
+
+    /// Deletes every session (optional).
+    fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Err(StoreError::Unsupported("clear")) }
+    }
+
+    /// The ids of the live sessions (optional).
+    fn ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async { Err(StoreError::Unsupported("ids")) }
+    }
+}
+
+impl<S: SessionStore> SessionStore for Arc<S> {
+    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+        (**self).get(id)
+    }
+    fn set(
+        &self,
+        id: &str,
+        record: &Record,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).set(id, record)
+    }
+    fn patch(
+        &self,
+        id: &str,
+        patch: &Patch,
+    ) -> impl Future<Output = Result<PatchOutcome, StoreError>> + Send {
+        (**self).patch(id, patch)
+    }
+    fn destroy(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).destroy(id)
+    }
+    fn touch(
+        &self,
+        id: &str,
+        cookie: &SessionCookie,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).touch(id, cookie)
+    }
+    fn len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).len()
+    }
+    fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).clear()
+    }
+    fn ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).ids()
+    }
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// The object-safe face of [`SessionStore`] that the layer keeps behind an `Arc`.
+pub(crate) trait DynStore: Send + Sync + 'static {
+    fn get<'a>(&'a self, id: &'a str) -> BoxFut<'a, Option<Record>>;
+    fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> BoxFut<'a, ()>;
+    fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> BoxFut<'a, PatchOutcome>;
+    fn destroy<'a>(&'a self, id: &'a str) -> BoxFut<'a, ()>;
+    fn touch<'a>(&'a self, id: &'a str, cookie: &'a SessionCookie) -> BoxFut<'a, ()>;
+}
+
+impl<S: SessionStore> DynStore for S {
+    fn get<'a>(&'a self, id: &'a str) -> BoxFut<'a, Option<Record>> {
+        Box::pin(SessionStore::get(self, id))
+    }
+    fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> BoxFut<'a, ()> {
+        Box::pin(SessionStore::set(self, id, record))
+    }
+    fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> BoxFut<'a, PatchOutcome> {
+        Box::pin(SessionStore::patch(self, id, patch))
+    }
+    fn destroy<'a>(&'a self, id: &'a str) -> BoxFut<'a, ()> {
+        Box::pin(SessionStore::destroy(self, id))
+    }
+    fn touch<'a>(&'a self, id: &'a str, cookie: &'a SessionCookie) -> BoxFut<'a, ()> {
+        Box::pin(SessionStore::touch(self, id, cookie))
+    }
+}

@@ -1,0 +1,237 @@
+//! Wall-clock helpers: milliseconds since the Unix epoch, and the two date formats
+//! express-session writes (`Date#toUTCString` for `Expires`, `Date#toJSON` for the
+//! stored record). Written by hand to keep the dependency tree small.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Milliseconds since the Unix epoch, like JavaScript's `Date.now()`.
+pub(crate) fn now_ms() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Converts a [`SystemTime`] to milliseconds since the epoch.
+pub(crate) fn system_time_to_ms(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Converts milliseconds since the epoch to a [`SystemTime`].
+pub(crate) fn ms_to_system_time(ms: i64) -> SystemTime {
+    if ms >= 0 {
+        UNIX_EPOCH + Duration::from_millis(ms.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+/// Saturating conversion of a duration to whole milliseconds.
+pub(crate) fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+struct Civil {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
+    milli: u32,
+    weekday: usize,
+}
+
+// Howard Hinnant's days-from-civil algorithms.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil(ms: i64) -> Civil {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    Civil {
+        year,
+        month,
+        day,
+        hour: (rem / 3_600_000) as u32,
+        minute: (rem / 60_000 % 60) as u32,
+        second: (rem / 1000 % 60) as u32,
+        milli: (rem % 1000) as u32,
+        weekday: days.rem_euclid(7) as usize,
+    }
+}
+
+/// `Date#toUTCString`: `Thu, 26 Nov 2026 01:13:46 GMT` (milliseconds dropped).
+pub(crate) fn http_date(ms: i64) -> String {
+    let c = civil(ms);
+    format!(
+        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
+        DAYS[c.weekday],
+        c.day,
+        MONTHS[(c.month - 1) as usize],
+        c.year,
+        c.hour,
+        c.minute,
+        c.second
+    )
+}
+
+/// `Date#toJSON`: `2026-11-26T01:13:46.493Z`.
+pub(crate) fn iso_date(ms: i64) -> String {
+    let c = civil(ms);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second, c.milli
+    )
+}
+
+/// Parses the ISO-8601 forms that `new Date()` accepts in stored records:
+/// `YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|±HH:MM)`, also with a space instead of `T`.
+/// Returns milliseconds since the epoch.
+pub(crate) fn parse_iso_date(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    let num = |from: usize, len: usize| -> Option<u32> {
+        let part = b.get(from..from + len)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let year = i64::from(num(0, 4)?);
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') {
+        return None;
+    }
+    let month = num(5, 2)?;
+    let day = num(8, 2)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+        return None;
+    }
+    let hour = num(11, 2)?;
+    let minute = num(14, 2)?;
+    let mut i = 16;
+    let mut second = 0;
+    let mut millis = 0u32;
+    if b.get(i) == Some(&b':') {
+        second = num(i + 1, 2)?;
+        i += 3;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            let start = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                if i - start < 3 {
+                    millis = millis * 10 + u32::from(b[i] - b'0');
+                }
+                i += 1;
+            }
+            let digits = i - start;
+            if digits == 0 {
+                return None;
+            }
+            for _ in digits..3 {
+                millis *= 10;
+            }
+        }
+    }
+    if hour > 24 || minute > 59 || second > 59 {
+        return None;
+    }
+    let offset_min: i64 = match b.get(i) {
+        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
+        Some(sign @ (b'+' | b'-')) => {
+            let oh = i64::from(num(i + 1, 2)?);
+            let om_at = if b.get(i + 3) == Some(&b':') {
+                i + 4
+            } else {
+                i + 3
+            };
+            let om = i64::from(num(om_at, 2)?);
+            if om_at + 2 != b.len() {
+                return None;
+            }
+            let v = oh * 60 + om;
+            if *sign == b'-' { -v } else { v }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+        - offset_min * 60;
+    Some(secs * 1000 + i64::from(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_date_matches_to_utc_string() {
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        // 2026-11-26T01:13:46.493Z, from the reference's worked example.
+        let ms = parse_iso_date("2026-11-26T01:13:46.493Z").unwrap();
+        assert_eq!(http_date(ms), "Thu, 26 Nov 2026 01:13:46 GMT");
+        assert_eq!(iso_date(ms), "2026-11-26T01:13:46.493Z");
+    }
+
+    #[test]
+    fn iso_round_trips_across_many_dates() {
+        let mut ms = -86_400_000 * 800;
+        while ms < 4_102_444_800_000 {
+            assert_eq!(parse_iso_date(&iso_date(ms)), Some(ms), "{}", iso_date(ms));
+            ms += 7_777_777_777;
+        }
+    }
+
+    #[test]
+    fn iso_parse_accepts_offsets_and_long_fractions() {
+        let base = parse_iso_date("2026-11-26T01:13:46.493Z").unwrap();
+        assert_eq!(parse_iso_date("2026-11-26T01:13:46.493123456Z"), Some(base));
+        assert_eq!(parse_iso_date("2026-11-26T02:13:46.493+01:00"), Some(base));
+        assert_eq!(parse_iso_date("2026-11-26T01:13:46.493+00:00"), Some(base));
+        assert_eq!(parse_iso_date("2026-11-26T01:13:46Z"), Some(base - 493));
+    }
+
+    #[test]
+    fn iso_parse_rejects_garbage() {
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-11-26T01:13:46",
+            "2026-11-26T01:13:46.Z",
+        ] {
+            assert_eq!(parse_iso_date(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The signed cookie: express-session's known answers, and every way a cookie can be bad.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use axum::routing::get;
+use tessera::{Priority, Secret, Session, SessionData, SessionLayer, SessionOptions, SessionStore};
+use tessera_tests::{Browser, Recording, id_of, send};
+
+#[derive(SessionData, Default)]
+struct Visit {
+    views: u64,
+}
+
+async fn bump(mut s: Session<Visit>) -> String {
+    *s.views += 1;
+    s.views.to_string()
+}
+
+fn app(store: Recording, options: SessionOptions, genid: Option<&'static str>) -> Router {
+    let mut layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+        .with_store(store)
+        .with_options(options);
+    if let Some(id) = genid {
+        layer = layer.with_genid(move |_| id.to_owned());
+    }
+    Router::new().route("/", get(bump)).layer(layer)
+}
+
+async fn first_cookie(options: SessionOptions, id: &'static str) -> String {
+    let app = app(Recording::default(), options, Some(id));
+    send(&app, Request::get("/").body(Body::empty()).unwrap())
+        .await
+        .set_cookie()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn known_answer_cookie_for_id_abc_matches_express_session() {
+    assert_eq!(
+        first_cookie(SessionOptions::default(), "abc").await,
+        "connect.sid=s%3Aabc.BpxCrWRpvZMh%2Fwk%2Fdjl34N%2Bm%2BVQEU7K%2F5WenLwJCgFU; Path=/; HttpOnly"
+    );
+}
+
+#[tokio::test]
+async fn known_answer_cookies_for_express_suite_vectors() {
+    let c = first_cookie(SessionOptions::default(), "apple").await;
+    assert!(
+        c.starts_with("connect.sid=s%3Aapple.D8Y%2BpkTAmeR0PobOhY4G97PRW%2Bj7bUnP%2F5m6%2FOn1MCU;"),
+        "{c}"
+    );
+    let c = first_cookie(SessionOptions::default(), "%").await;
+    assert!(
+        c.starts_with("connect.sid=s%3A%25.kzQ6x52kKVdF35Qh62AWk4ZekS28K5XYCXKa%2FOTZ01g;"),
+        "{c}"
+    );
+    let c = first_cookie(SessionOptions::default(), "/foo").await;
+    assert!(
+        c.starts_with("connect.sid=s%3A%2Ffoo.paEKBtAHbV5s1IB8B2zPnzAgYmmnRPIqObW4VRYj%2FMQ;"),
+        "{c}"
+    );
+}
+
+#[tokio::test]
+async fn cookie_with_every_attribute_follows_express_attribute_order() {
+    let opts = SessionOptions::default()
+        .max_age(Some(Duration::from_secs(60)))
+        .unwrap()
+        .same_site(Some("lax".parse().unwrap()))
+        .cookie_domain(Some("example.com"))
+        .unwrap()
+        .priority(Some(Priority::High))
+        .partitioned(true);
+    let c = first_cookie(opts, "abc").await;
+    let (head, rest) = c.split_once("; Expires=").unwrap();
+    assert_eq!(
+        head,
+        "connect.sid=s%3Aabc.BpxCrWRpvZMh%2Fwk%2Fdjl34N%2Bm%2BVQEU7K%2F5WenLwJCgFU; Domain=example.com; Path=/"
+    );
+    assert!(
+        rest.ends_with(" GMT; HttpOnly; Partitioned; Priority=High; SameSite=Lax"),
+        "{rest}"
+    );
+}
+
+#[tokio::test]
+async fn cookie_name_option_names_the_cookie() {
+    let c = first_cookie(SessionOptions::default().name("sid").unwrap(), "abc").await;
+    assert!(c.starts_with("sid=s%3Aabc."), "{c}");
+}
+
+#[tokio::test]
+async fn default_ids_are_32_url_safe_characters_and_unique() {
+    let app = app(Recording::default(), SessionOptions::default(), None);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let c = send(&app, Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .set_cookie()
+            .unwrap();
+        let id = id_of(&c);
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{id}"
+        );
+        assert!(seen.insert(id));
+    }
+}
+
+#[tokio::test]
+async fn genid_receives_the_request_parts() {
+    let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+        .with_genid(|parts| format!("{}", parts.uri.path().trim_start_matches('/')));
+    let app = Router::new().route("/{*rest}", get(bump)).layer(layer);
+    let c = send(
+        &app,
+        Request::get("/from-path").body(Body::empty()).unwrap(),
+    )
+    .await
+    .set_cookie()
+    .unwrap();
+    assert_eq!(id_of(&c), "from-path");
+}
+
+#[tokio::test]
+async fn genid_returning_an_empty_id_is_a_500_not_a_bogus_session() {
+    let store = Recording::default();
+    let app = app(store.clone(), SessionOptions::default(), Some(""));
+    let r = send(&app, Request::get("/").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.set_cookie(), None);
+    assert_eq!(store.calls.set.load(Ordering::SeqCst), 0);
+}
+
+async fn with_cookie(store: &Recording, cookie: &str) -> tessera_tests::Reply {
+    let app = app(store.clone(), SessionOptions::default(), None);
+    send(
+        &app,
+        Request::get("/")
+            .header(header::COOKIE, cookie)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn tampered_cookie_starts_a_fresh_session_without_a_store_lookup() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), SessionOptions::default(), None));
+    b.get("/").await;
+    let good = b.cookie.clone().unwrap();
+    let id = id_of(&good);
+    // Flip one character of the signature.
+    let mut bad = good.clone().into_bytes();
+    let last = bad.len() - 1;
+    bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
+    let bad = String::from_utf8(bad).unwrap();
+    let gets = store.calls.get.load(Ordering::SeqCst);
+    let r = with_cookie(&store, &bad).await;
+    assert_eq!(r.body, "1");
+    assert_ne!(id_of(&r.set_cookie().unwrap()), id);
+    assert_eq!(
+        store.calls.get.load(Ordering::SeqCst),
+        gets,
+        "no store lookup"
+    );
+}
+
+#[tokio::test]
+async fn cookie_signed_with_another_secret_is_rejected() {
+    let other = SessionLayer::<Visit>::new(Secret::new("another secret").unwrap());
+    let foreign = send(
+        &Router::new().route("/", get(bump)).layer(other),
+        Request::get("/").body(Body::empty()).unwrap(),
+    )
+    .await
+    .set_cookie()
+    .unwrap();
+    let store = Recording::default();
+    let r = with_cookie(&store, foreign.split(';').next().unwrap()).await;
+    assert_eq!(r.body, "1");
+    assert_eq!(store.calls.get.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn unsigned_malformed_and_oversized_cookies_start_fresh_sessions() {
+    let store = Recording::default();
+    let long = format!("connect.sid=s%3A{}.sig", "a".repeat(10_000));
+    for cookie in [
+        "connect.sid=abc",
+        "connect.sid=s%3Aabc",
+        "connect.sid=s%3A.",
+        "connect.sid=%E0%A4%A",
+        "connect.sid=",
+        "connect.sid",
+        "=;;=;",
+        long.as_str(),
+    ] {
+        let r = with_cookie(&store, cookie).await;
+        assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "1"), "{cookie}");
+        assert!(r.set_cookie().is_some(), "{cookie}");
+    }
+    assert_eq!(store.calls.get.load(Ordering::SeqCst), 0, "never looked up");
+}
+
+#[tokio::test]
+async fn first_occurrence_of_a_duplicated_cookie_wins() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), SessionOptions::default(), None));
+    b.get("/").await;
+    let good = b.cookie.clone().unwrap();
+    let r = with_cookie(&store, &format!("connect.sid=bogus; {good}")).await;
+    assert_eq!(r.body, "1", "the bogus first value wins: a new session");
+    let r = with_cookie(&store, &format!("{good}; connect.sid=bogus")).await;
+    assert_eq!(r.body, "2");
+}
+
+#[tokio::test]
+async fn raw_unencoded_signed_value_is_accepted_like_express() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), SessionOptions::default(), None));
+    b.get("/").await;
+    let raw = b
+        .cookie
+        .clone()
+        .unwrap()
+        .replace("%3A", ":")
+        .replace("%2F", "/")
+        .replace("%2B", "+");
+    assert_eq!(with_cookie(&store, &raw).await.body, "2");
+}
+
+#[tokio::test]
+async fn validly_signed_unknown_id_is_never_adopted() {
+    let store = Recording::default();
+    // A cookie for id "attacker-chosen", validly signed (e.g. leaked secret or replay of
+    // a destroyed session): the session must get a new id.
+    let planted = first_cookie(SessionOptions::default(), "attacker-chosen").await;
+    let r = with_cookie(&store, planted.split(';').next().unwrap()).await;
+    assert_eq!(store.calls.get.load(Ordering::SeqCst), 1, "looked up once");
+    let id = id_of(&r.set_cookie().unwrap());
+    assert_ne!(id, "attacker-chosen");
+    assert_eq!(id.len(), 32);
+}
+
+#[tokio::test]
+async fn expired_session_gets_a_new_id() {
+    let store = Recording::default();
+    let opts = SessionOptions::default()
+        .max_age(Some(Duration::from_millis(30)))
+        .unwrap();
+    let mut b = Browser::new(app(store.clone(), opts, None));
+    let first = id_of(&b.get("/").await.set_cookie().unwrap());
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let r = b.get("/").await;
+    assert_eq!(r.body, "1");
+    assert_ne!(id_of(&r.set_cookie().unwrap()), first);
+    assert!(store.inner.get(&first).await.unwrap().is_none());
+}

@@ -1,0 +1,409 @@
+//! Session methods (regenerate, rotate_id, destroy, reload, save, touch, cookie) and the
+//! derive's field handling (rename, skip, flatten, undeclared keys, undecodable values).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tessera::{
+    Record, Secret, Session, SessionCookie, SessionData, SessionLayer, SessionOptions, SessionStore,
+};
+use tessera_tests::{Browser, Recording, id_of};
+
+#[derive(Serialize, Deserialize, Default, Clone, Debug, PartialEq)]
+struct Item {
+    sku: String,
+    qty: u32,
+}
+
+#[derive(SessionData, Default)]
+struct Shop {
+    views: u64,
+    user: Option<String>,
+    #[session(rename = "cartItems")]
+    cart: Vec<Item>,
+    #[session(skip)]
+    scratch: u32,
+}
+
+fn lean() -> SessionOptions {
+    SessionOptions::default()
+        .resave(false)
+        .save_uninitialized(false)
+}
+
+async fn bump(mut s: Session<Shop>) -> String {
+    *s.views += 1;
+    s.views.to_string()
+}
+
+async fn login(mut s: Session<Shop>) -> String {
+    s.rotate_id().await.unwrap();
+    s.user.set(Some("alice".into()));
+    s.id().to_owned()
+}
+
+async fn regen(mut s: Session<Shop>) -> String {
+    s.regenerate().await.unwrap();
+    format!("{} {}", s.id(), *s.views)
+}
+
+async fn logout(mut s: Session<Shop>) -> &'static str {
+    s.destroy().await.unwrap();
+    "bye"
+}
+
+async fn whoami(s: Session<Shop>) -> String {
+    format!("{:?} {}", *s.user, *s.views)
+}
+
+async fn add_to_cart(mut s: Session<Shop>) -> String {
+    s.cart.push(Item {
+        sku: "tea".into(),
+        qty: 2,
+    });
+    s.scratch = 7;
+    s.cart.len().to_string()
+}
+
+async fn reload_after_change(mut s: Session<Shop>) -> String {
+    *s.views += 100;
+    match s.reload().await {
+        Ok(()) => s.views.to_string(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+async fn save_then_change(mut s: Session<Shop>) -> String {
+    *s.views += 1;
+    s.save().await.unwrap();
+    s.views.to_string()
+}
+
+async fn remember_me(mut s: Session<Shop>) -> String {
+    s.cookie_mut()
+        .set_max_age(Some(Duration::from_secs(30 * 86400)));
+    format!("{:?}", s.cookie().max_age().map(|d| d.as_secs() / 86400))
+}
+
+async fn touch(mut s: Session<Shop>) -> String {
+    s.touch();
+    format!("{:?}", s.cookie().max_age_ms())
+}
+
+fn app(store: Recording, options: SessionOptions) -> Router {
+    let layer = SessionLayer::<Shop>::new(Secret::new("keyboard cat").unwrap())
+        .with_store(store)
+        .with_options(options);
+    Router::new()
+        .route("/bump", get(bump))
+        .route("/login", get(login))
+        .route("/regen", get(regen))
+        .route("/logout", get(logout))
+        .route("/whoami", get(whoami))
+        .route("/cart", get(add_to_cart))
+        .route("/reload", get(reload_after_change))
+        .route("/save", get(save_then_change))
+        .route("/remember", get(remember_me))
+        .route("/touch", get(touch))
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn rotate_id_moves_the_data_to_a_new_id_and_destroys_the_old_one() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let old = id_of(&b.get("/bump").await.set_cookie().unwrap());
+    let r = b.get("/login").await;
+    let new = id_of(&r.set_cookie().expect("a new cookie after login"));
+    assert_eq!(r.body, new);
+    assert_ne!(old, new);
+    assert!(store.record(&old).await.is_none(), "old id destroyed");
+    assert_eq!(
+        b.get("/whoami").await.body,
+        "Some(\"alice\") 1",
+        "data kept"
+    );
+}
+
+#[tokio::test]
+async fn rotate_id_keeps_undeclared_stored_keys() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let id = id_of(&b.get("/bump").await.set_cookie().unwrap());
+    let mut rec = store.record(&id).await.unwrap();
+    rec.fields
+        .insert("fromNode".into(), json!({"flash": ["hi"]}));
+    store.inner.set(&id, &rec).await.unwrap();
+    let new = id_of(&b.get("/login").await.set_cookie().unwrap());
+    let rec = store.record(&new).await.unwrap();
+    assert_eq!(rec.fields["fromNode"], json!({"flash": ["hi"]}));
+    assert_eq!(rec.fields["user"], json!("alice"));
+}
+
+#[tokio::test]
+async fn regenerate_gives_a_new_id_with_fresh_data_and_destroys_the_old_session() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    b.get("/bump").await;
+    let old = id_of(
+        &b.get("/bump")
+            .await
+            .set_cookie()
+            .unwrap_or_else(|| b.cookie.clone().unwrap()),
+    );
+    let r = b.get("/regen").await;
+    let (new, views) = r.body.split_once(' ').unwrap();
+    assert_ne!(new, old);
+    assert_eq!(views, "0");
+    assert_eq!(id_of(&r.set_cookie().unwrap()), new);
+    assert!(store.record(&old).await.is_none());
+    assert!(
+        store.record(new).await.is_some(),
+        "regenerated session is saved"
+    );
+}
+
+#[tokio::test]
+async fn destroy_removes_the_session_and_clears_the_browser_cookie() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let id = id_of(&b.get("/bump").await.set_cookie().unwrap());
+    let r = b.get("/logout").await;
+    let sc = r.set_cookie().expect("a clearing Set-Cookie");
+    assert!(
+        sc.starts_with("connect.sid=; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+        "{sc}"
+    );
+    assert!(store.record(&id).await.is_none());
+    assert_eq!(b.cookie, None);
+    assert_eq!(b.get("/whoami").await.body, "None 0");
+}
+
+#[tokio::test]
+async fn a_slow_request_never_resurrects_a_destroyed_session() {
+    let store = Recording::default();
+    let app = app(store.clone(), SessionOptions::default());
+    let mut b = Browser::new(app);
+    let id = id_of(&b.get("/bump").await.set_cookie().unwrap());
+    let mut rec = store.record(&id).await.unwrap();
+    store.inner.destroy(&id).await.unwrap();
+    // The session is gone; a patch (what a slow request with resave would write) must
+    // not recreate it.
+    rec.fields.insert("views".into(), json!(9));
+    let patch = tessera::Patch {
+        cookie: rec.cookie.clone(),
+        changes: vec![("views".into(), Some(json!(9)))],
+    };
+    assert_eq!(
+        store.inner.patch(&id, &patch).await.unwrap(),
+        tessera::PatchOutcome::Missing
+    );
+    assert!(store.record(&id).await.is_none());
+}
+
+#[tokio::test]
+async fn reload_discards_unsaved_changes() {
+    let mut b = Browser::new(app(Recording::default(), lean()));
+    b.get("/bump").await;
+    assert_eq!(b.get("/reload").await.body, "1");
+    assert_eq!(b.get("/whoami").await.body, "None 1");
+}
+
+#[tokio::test]
+async fn reload_of_a_session_missing_from_the_store_fails() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let r = b.get("/reload").await;
+    assert!(
+        r.body.starts_with("error: failed to load session"),
+        "{}",
+        r.body
+    );
+}
+
+#[tokio::test]
+async fn save_persists_mid_request_and_skips_the_end_of_request_write() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    b.get("/bump").await;
+    let before = store.calls.snapshot();
+    assert_eq!(b.get("/save").await.body, "2");
+    let after = store.calls.snapshot();
+    assert_eq!(
+        after.2 - before.2,
+        1,
+        "exactly one patch: the explicit save"
+    );
+    assert_eq!(after.4 - before.4, 0, "no touch after save");
+}
+
+#[tokio::test]
+async fn save_of_a_new_session_also_sends_its_cookie() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let r = b.get("/save").await;
+    let id = id_of(&r.set_cookie().expect("no orphan record"));
+    assert_eq!(store.record(&id).await.unwrap().fields["views"], json!(1));
+}
+
+#[tokio::test]
+async fn cookie_max_age_change_is_stored_and_sent_remember_me() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let id = id_of(&b.get("/bump").await.set_cookie().unwrap());
+    let r = b.get("/remember").await;
+    assert!(r.body.contains("29") || r.body.contains("30"), "{}", r.body);
+    let sc = r.set_cookie().expect("remember-me cookie sent");
+    assert!(sc.contains("; Expires="), "{sc}");
+    let rec = store.record(&id).await.unwrap();
+    assert_eq!(rec.cookie.original_max_age_ms(), Some(30 * 86_400_000));
+    // Later requests renew by the remembered amount.
+    let r = b.get("/touch").await;
+    let left: i64 = r
+        .body
+        .trim_start_matches("Some(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    assert!(left > 29 * 86_400_000, "{left}");
+}
+
+#[tokio::test]
+async fn touch_resets_the_expiry() {
+    let opts = lean().max_age(Some(Duration::from_secs(60))).unwrap();
+    let mut b = Browser::new(app(Recording::default(), opts));
+    b.get("/bump").await;
+    let r = b.get("/touch").await;
+    let left: i64 = r
+        .body
+        .trim_start_matches("Some(")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    assert!((59_000..=60_000).contains(&left), "{left}");
+}
+
+#[tokio::test]
+async fn rename_stores_under_the_new_key_and_skip_is_never_stored() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let id = id_of(&b.get("/cart").await.set_cookie().unwrap());
+    let rec = store.record(&id).await.unwrap();
+    assert_eq!(rec.fields["cartItems"], json!([{"sku": "tea", "qty": 2}]));
+    assert!(!rec.fields.contains_key("cart"));
+    assert!(!rec.fields.contains_key("scratch"));
+    assert_eq!(
+        rec.to_json()
+            .split_once(",\"")
+            .map(|x| x.0.starts_with("{\"cookie\":{")),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn undeclared_stored_keys_survive_patches_and_resave() {
+    for opts in [lean(), SessionOptions::default()] {
+        let store = Recording::default();
+        let mut b = Browser::new(app(store.clone(), opts));
+        let id = id_of(&b.get("/bump").await.set_cookie().unwrap());
+        let mut rec = store.record(&id).await.unwrap();
+        rec.fields.insert("legacy".into(), json!([1, 2, 3]));
+        store.inner.set(&id, &rec).await.unwrap();
+        b.get("/bump").await;
+        b.get("/whoami").await;
+        let rec = store.record(&id).await.unwrap();
+        assert_eq!(rec.fields["legacy"], json!([1, 2, 3]));
+        assert_eq!(rec.fields["views"], json!(2));
+    }
+}
+
+#[tokio::test]
+async fn undecodable_stored_field_falls_back_to_default_and_keeps_the_others() {
+    let store = Recording::default();
+    let mut b = Browser::new(app(store.clone(), lean()));
+    let id = id_of(&b.get("/bump").await.set_cookie().unwrap());
+    let mut rec = store.record(&id).await.unwrap();
+    rec.fields.insert("user".into(), json!({"not": "a string"}));
+    rec.fields.insert("views".into(), json!(41));
+    store.inner.set(&id, &rec).await.unwrap();
+    let r = b.get("/whoami").await;
+    assert_eq!((r.status.as_u16(), r.body.as_str()), (200, "None 41"));
+    // Untouched, the undecodable value stays as stored (no silent loss).
+    b.get("/bump").await;
+    let rec = store.record(&id).await.unwrap();
+    assert_eq!(rec.fields["user"], json!({"not": "a string"}));
+    assert_eq!(rec.fields["views"], json!(42));
+}
+
+#[derive(SessionData, Default)]
+struct Open {
+    views: u64,
+    #[session(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[tokio::test]
+async fn flatten_map_receives_undeclared_keys_and_each_key_is_its_own_field() {
+    async fn edit(mut s: Session<Open>) -> String {
+        let seen = s.rest.get("fromNode").cloned().unwrap_or(Value::Null);
+        s.rest.insert("added".into(), json!(1));
+        s.rest.remove("gone");
+        // Touching an unchanged key is not a change.
+        let same = s.rest.get("same").cloned().unwrap_or(Value::Null);
+        s.rest.insert("same".into(), same);
+        seen.to_string()
+    }
+    let store = Recording::default();
+    let layer = SessionLayer::<Open>::new(Secret::new("keyboard cat").unwrap())
+        .with_store(store.clone())
+        .with_options(lean());
+    let mut b = Browser::new(
+        Router::new()
+            .route("/edit", get(edit))
+            .route(
+                "/bump",
+                get(|mut s: Session<Open>| async move {
+                    *s.views += 1;
+                    "ok"
+                }),
+            )
+            .layer(layer),
+    );
+    let id = id_of(&b.get("/bump").await.set_cookie().unwrap());
+    let mut rec: Record = store.record(&id).await.unwrap();
+    rec.fields.insert("fromNode".into(), json!("hello"));
+    rec.fields.insert("gone".into(), json!(true));
+    rec.fields.insert("same".into(), json!([1]));
+    store.inner.set(&id, &rec).await.unwrap();
+    assert_eq!(b.get("/edit").await.body, "\"hello\"");
+    let patch = store.last_patch.lock().unwrap().clone().unwrap();
+    let mut changes = patch.changes.clone();
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        changes,
+        vec![
+            ("added".to_owned(), Some(json!(1))),
+            ("gone".to_owned(), None)
+        ]
+    );
+    let rec = store.record(&id).await.unwrap();
+    assert_eq!(rec.fields.get("gone"), None);
+    assert_eq!(rec.fields["fromNode"], json!("hello"));
+    assert_eq!(rec.fields["views"], json!(1));
+}
+
+#[test]
+fn session_cookie_model_reads_express_fields() {
+    let rec = Record::from_json(
+        br#"{"cookie":{"originalMaxAge":60000,"expires":"2999-01-01T00:00:00.000Z","httpOnly":true,"path":"/"},"n":1}"#,
+    )
+    .unwrap();
+    let c: &SessionCookie = &rec.cookie;
+    assert_eq!(c.original_max_age_ms(), Some(60000));
+    assert!(c.max_age().unwrap() > Duration::from_secs(86400 * 300));
+    assert!(c.http_only());
+    assert_eq!(c.path(), "/");
+}
