@@ -10,7 +10,6 @@
 
 mod ast;
 mod expand;
-#[allow(dead_code, unreachable_pub)]
 #[path = "../../session/src/rules.rs"]
 mod rules;
 #[allow(dead_code, unreachable_pub)]

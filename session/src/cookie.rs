@@ -354,13 +354,15 @@ mod tests {
 
     #[test]
     fn render_follows_express_attribute_order() {
-        let mut c = SessionCookie::default();
-        c.domain = Some("example.com".into());
-        c.expires = Some(0);
-        c.secure = Some(true);
-        c.partitioned = Some(true);
-        c.priority = Some(Priority::High);
-        c.same_site = Some(SameSite::Lax);
+        let c = SessionCookie {
+            domain: Some("example.com".into()),
+            expires: Some(0),
+            secure: Some(true),
+            partitioned: Some(true),
+            priority: Some(Priority::High),
+            same_site: Some(SameSite::Lax),
+            ..SessionCookie::default()
+        };
         assert_eq!(
             c.render("connect.sid", "s:abc"),
             "connect.sid=s%3Aabc; Domain=example.com; Path=/; Expires=Thu, 01 Jan 1970 00:00:00 GMT; \

@@ -243,8 +243,10 @@ mod tests {
         let mut r = Record::default();
         r.fields.insert("a".into(), json!(1));
         r.fields.insert("b".into(), json!(2));
-        let mut cookie = SessionCookie::default();
-        cookie.original_max_age = Some(5);
+        let cookie = SessionCookie {
+            original_max_age: Some(5),
+            ..SessionCookie::default()
+        };
         let p = Patch {
             cookie: cookie.clone(),
             changes: vec![("a".into(), Some(json!(10))), ("b".into(), None)],

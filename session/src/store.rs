@@ -106,6 +106,11 @@ pub trait SessionStore: Send + Sync + 'static {
         async { Err(StoreError::Unsupported("len")) }
     }
 
+    /// Whether there are no live sessions (optional; derived from `len`).
+    fn is_empty(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(self.len().await? == 0) }
+    }
+
     /// Deletes every session (optional).
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Err(StoreError::Unsupported("clear")) }
@@ -147,6 +152,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     }
     fn len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {
         (**self).len()
+    }
+    fn is_empty(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).is_empty()
     }
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).clear()

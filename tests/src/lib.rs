@@ -223,3 +223,165 @@ impl SessionStore for Recording {
         self.inner.touch(id, cookie).await
     }
 }
+
+/// The store conformance suite: the rules every [`SessionStore`] follows. Each check
+/// uses fresh random ids, so a shared backend can run it alongside other tests.
+pub mod conformance {
+    use std::time::Duration;
+
+    use serde_json::json;
+    use tessera::{Patch, PatchOutcome, Record, SessionCookie, SessionStore};
+
+    fn unique(tag: &str) -> String {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("conf-{tag}-{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn record(max_age: Option<Duration>) -> Record {
+        let mut cookie = SessionCookie::default();
+        cookie.set_max_age(max_age);
+        let mut r = Record {
+            cookie,
+            ..Record::default()
+        };
+        r.fields.insert("views".into(), json!(1));
+        r.fields.insert("user".into(), json!({"name": "alice"}));
+        r
+    }
+
+    /// Runs every check against `store`.
+    pub async fn run<S: SessionStore>(store: &S) {
+        set_then_get_round_trips(store).await;
+        missing_id_is_none(store).await;
+        patch_changes_only_listed_fields(store).await;
+        patch_on_missing_record_never_creates_it(store).await;
+        destroy_removes_and_is_idempotent(store).await;
+        expired_record_is_never_returned(store).await;
+        touch_extends_expiry_without_touching_fields(store).await;
+    }
+
+    async fn set_then_get_round_trips<S: SessionStore>(store: &S) {
+        let id = unique("roundtrip");
+        let r = record(Some(Duration::from_secs(60)));
+        store
+            .set(&id, &r)
+            .await
+            .unwrap_or_else(|e| panic!("set: {e}"));
+        let got = store.get(&id).await.unwrap_or_else(|e| panic!("get: {e}"));
+        let got = got.unwrap_or_else(|| panic!("record missing after set"));
+        assert_eq!(got.fields, r.fields);
+        assert_eq!(got.cookie.original_max_age_ms(), Some(60_000));
+    }
+
+    async fn missing_id_is_none<S: SessionStore>(store: &S) {
+        let got = store
+            .get(&unique("missing"))
+            .await
+            .unwrap_or_else(|e| panic!("get: {e}"));
+        assert!(got.is_none());
+    }
+
+    async fn patch_changes_only_listed_fields<S: SessionStore>(store: &S) {
+        let id = unique("patch");
+        let r = record(Some(Duration::from_secs(60)));
+        store
+            .set(&id, &r)
+            .await
+            .unwrap_or_else(|e| panic!("set: {e}"));
+        let patch = Patch {
+            cookie: r.cookie.clone(),
+            changes: vec![
+                ("views".into(), Some(json!(2))),
+                ("new".into(), Some(json!("x"))),
+                ("user".into(), None),
+            ],
+        };
+        let outcome = store
+            .patch(&id, &patch)
+            .await
+            .unwrap_or_else(|e| panic!("patch: {e}"));
+        assert_eq!(outcome, PatchOutcome::Applied);
+        let got = store
+            .get(&id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("missing"));
+        assert_eq!(got.fields.get("views"), Some(&json!(2)));
+        assert_eq!(got.fields.get("new"), Some(&json!("x")));
+        assert_eq!(got.fields.get("user"), None);
+    }
+
+    async fn patch_on_missing_record_never_creates_it<S: SessionStore>(store: &S) {
+        let id = unique("ghost");
+        let patch = Patch {
+            cookie: record(Some(Duration::from_secs(60))).cookie,
+            changes: vec![("views".into(), Some(json!(9)))],
+        };
+        let outcome = store
+            .patch(&id, &patch)
+            .await
+            .unwrap_or_else(|e| panic!("patch: {e}"));
+        assert_eq!(outcome, PatchOutcome::Missing);
+        assert!(store.get(&id).await.ok().flatten().is_none());
+    }
+
+    async fn destroy_removes_and_is_idempotent<S: SessionStore>(store: &S) {
+        let id = unique("destroy");
+        store
+            .set(&id, &record(None))
+            .await
+            .unwrap_or_else(|e| panic!("set: {e}"));
+        store
+            .destroy(&id)
+            .await
+            .unwrap_or_else(|e| panic!("destroy: {e}"));
+        assert!(store.get(&id).await.ok().flatten().is_none());
+        store
+            .destroy(&id)
+            .await
+            .unwrap_or_else(|e| panic!("second destroy: {e}"));
+    }
+
+    async fn expired_record_is_never_returned<S: SessionStore>(store: &S) {
+        let id = unique("expired");
+        store
+            .set(&id, &record(Some(Duration::from_millis(1200))))
+            .await
+            .unwrap_or_else(|e| panic!("set: {e}"));
+        assert!(store.get(&id).await.ok().flatten().is_some());
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert!(
+            store.get(&id).await.ok().flatten().is_none(),
+            "expired record returned"
+        );
+    }
+
+    async fn touch_extends_expiry_without_touching_fields<S: SessionStore>(store: &S) {
+        let id = unique("touch");
+        let r = record(Some(Duration::from_millis(1200)));
+        store
+            .set(&id, &r)
+            .await
+            .unwrap_or_else(|e| panic!("set: {e}"));
+        let mut cookie = r.cookie.clone();
+        cookie.set_max_age(Some(Duration::from_secs(60)));
+        store
+            .touch(&id, &cookie)
+            .await
+            .unwrap_or_else(|e| panic!("touch: {e}"));
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        let got = store
+            .get(&id)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("touch did not extend"));
+        assert_eq!(got.fields, r.fields);
+    }
+}

@@ -1,5 +1,7 @@
 //! The signed cookie: express-session's known answers, and every way a cookie can be bad.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -116,7 +118,7 @@ async fn default_ids_are_32_url_safe_characters_and_unique() {
 #[tokio::test]
 async fn genid_receives_the_request_parts() {
     let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
-        .with_genid(|parts| format!("{}", parts.uri.path().trim_start_matches('/')));
+        .with_genid(|parts| parts.uri.path().trim_start_matches('/').to_owned());
     let app = Router::new().route("/{*rest}", get(bump)).layer(layer);
     let c = send(
         &app,

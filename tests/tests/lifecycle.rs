@@ -1,5 +1,7 @@
 //! The request lifecycle, option by option, against express-session's rules.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -36,7 +38,7 @@ async fn read(s: Session<Visit>) -> String {
 async fn same(mut s: Session<Visit>) -> String {
     // Borrow mutably, write back the same value.
     let v = *s.views;
-    *s.views = v;
+    s.views.set(v);
     s.name.push_str("");
     v.to_string()
 }

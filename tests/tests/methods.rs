@@ -1,6 +1,8 @@
 //! Session methods (regenerate, rotate_id, destroy, reload, save, touch, cookie) and the
 //! derive's field handling (rename, skip, flatten, undeclared keys, undecodable values).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::Duration;
 
 use axum::Router;

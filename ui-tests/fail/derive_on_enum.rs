@@ -1,0 +1,9 @@
+use tessera::SessionData;
+
+#[derive(SessionData)]
+enum Visit {
+    Anonymous,
+    User(String),
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use tessera::SessionData;
+
+#[derive(SessionData, Default)]
+struct Visit(u64);
+
+fn main() {}

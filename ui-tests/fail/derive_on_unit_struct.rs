@@ -1,0 +1,6 @@
+use tessera::SessionData;
+
+#[derive(SessionData, Default)]
+struct Visit;
+
+fn main() {}

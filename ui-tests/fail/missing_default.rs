@@ -1,0 +1,8 @@
+use tessera::SessionData;
+
+#[derive(SessionData)]
+struct Visit {
+    views: u64,
+}
+
+fn main() {}
