@@ -338,7 +338,8 @@ where
 
     let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(&req)));
     let state = match loaded {
-        Some(record) => {
+        Some(mut record) => {
+            record.cookie.changed = false;
             let id = cookie_id.clone().unwrap_or_default();
             State::<T> {
                 ctx: Arc::clone(&ctx),
@@ -450,7 +451,8 @@ async fn finish<T: SessionData>(
     }
 
     let changes = st.changes()?;
-    let cookie_changed = st.cookie_changed || st.cookie.changed;
+    // The flag is per request: clear it before the cookie is handed to the store.
+    let cookie_changed = st.cookie_changed || std::mem::take(&mut st.cookie.changed);
     let modified = st.modified || !changes.is_empty() || st.id != st.original_id;
     let new_id = st.is_new_id();
 

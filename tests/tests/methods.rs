@@ -262,6 +262,8 @@ async fn cookie_max_age_change_is_stored_and_sent_remember_me() {
     assert!(sc.contains("; Expires="), "{sc}");
     let rec = store.record(&id).await.unwrap();
     assert_eq!(rec.cookie.original_max_age_ms(), Some(30 * 86_400_000));
+    // The change is sent once, not on every later request.
+    assert_eq!(b.get("/whoami").await.set_cookie(), None);
     // Later requests renew by the remembered amount.
     let r = b.get("/touch").await;
     let left: i64 = r
