@@ -165,7 +165,8 @@ impl Side {
     }
 }
 
-struct Node(Child);
+/// Keeps the Node process alive; `kill_on_drop` stops it.
+struct Node(#[allow(dead_code)] Child);
 
 async fn start_node(script: &str, flags: &[&str]) -> (Node, u16) {
     let mut child = Command::new("node")
