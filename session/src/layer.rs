@@ -17,11 +17,11 @@ use tokio::sync::Mutex;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::cookie::{SessionCookie, find_cookie};
+use crate::cookie::find_cookie;
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{SessionOptions, StoreErrorPolicy, Unset};
-use crate::record::{Patch, Record, apply_changes};
+use crate::record::Patch;
 use crate::session::{Phase, SessionError, SessionSlot, State};
 use crate::signing::{HmacSigner, Secrets, Signer};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
@@ -341,23 +341,9 @@ where
         Some(mut record) => {
             record.cookie.changed = false;
             let id = cookie_id.clone().unwrap_or_default();
-            State::<T> {
-                ctx: Arc::clone(&ctx),
-                original_id: id.clone(),
-                id,
-                cookie_id,
-                view: T::__load(&record.fields),
-                baseline: Some(record.fields),
-                cookie: record.cookie,
-                in_store: true,
-                saved_clean: !ctx.options.resave,
-                modified: false,
-                cookie_changed: false,
-                saved_in_request: false,
-                phase: Phase::Active,
-                request_secure: secure,
-                genid_parts,
-            }
+            let resave = ctx.options.resave;
+            State::<T>::new(Arc::clone(&ctx), id, cookie_id, secure, genid_parts)
+                .with_record(record, !resave)
         }
         None => {
             let id = match ctx.generate_id(genid_parts.as_deref()) {
@@ -370,23 +356,7 @@ where
                     return Ok(error_response("could not create a session"));
                 }
             };
-            State::<T> {
-                ctx: Arc::clone(&ctx),
-                original_id: id.clone(),
-                id,
-                cookie_id,
-                view: T::__fresh(),
-                baseline: None,
-                cookie: SessionCookie::from_options(&ctx.options.cookie, secure, now),
-                in_store: false,
-                saved_clean: false,
-                modified: false,
-                cookie_changed: false,
-                saved_in_request: false,
-                phase: Phase::Active,
-                request_secure: secure,
-                genid_parts,
-            }
+            State::<T>::new(Arc::clone(&ctx), id, cookie_id, secure, genid_parts)
         }
     };
 
@@ -488,12 +458,7 @@ async fn finish<T: SessionData>(
                 set_cookie = false;
             }
         } else {
-            let mut fields = st.baseline()?.clone();
-            apply_changes(&mut fields, &changes);
-            let record = Record {
-                cookie: st.cookie.clone(),
-                fields,
-            };
+            let record = st.whole_record(&changes)?;
             ctx.store.set(&st.id, &record).await?;
         }
     } else if st.in_store && !new_id && !st.saved_in_request {

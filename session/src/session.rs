@@ -80,6 +80,63 @@ pub(crate) struct State<T: SessionData> {
 }
 
 impl<T: SessionData> State<T> {
+    /// A new session (fresh data, the layer's cookie options) for `id`.
+    pub(crate) fn new(
+        ctx: Arc<Ctx>,
+        id: String,
+        cookie_id: Option<String>,
+        request_secure: bool,
+        genid_parts: Option<Arc<Parts>>,
+    ) -> Self {
+        let cookie =
+            SessionCookie::from_options(&ctx.options.cookie, request_secure, crate::time::now_ms());
+        Self {
+            ctx,
+            original_id: id.clone(),
+            id,
+            cookie_id,
+            view: T::__fresh(),
+            baseline: None,
+            cookie,
+            in_store: false,
+            saved_clean: false,
+            modified: false,
+            cookie_changed: false,
+            saved_in_request: false,
+            phase: Phase::Active,
+            request_secure,
+            genid_parts,
+        }
+    }
+
+    /// Replaces data and cookie with a stored record (a load or a reload).
+    pub(crate) fn with_record(mut self, record: Record, saved_clean: bool) -> Self {
+        self.replace_with(record, saved_clean);
+        self
+    }
+
+    fn replace_with(&mut self, record: Record, saved_clean: bool) {
+        self.view = T::__load(&record.fields);
+        self.baseline = Some(record.fields);
+        self.cookie = record.cookie;
+        self.in_store = true;
+        self.saved_clean = saved_clean;
+        self.phase = Phase::Active;
+    }
+
+    /// The whole record as it would be stored now: the baseline with `changes` applied.
+    pub(crate) fn whole_record(
+        &mut self,
+        changes: &[(String, Option<serde_json::Value>)],
+    ) -> Result<Record, SessionError> {
+        let mut fields = self.baseline()?.clone();
+        apply_changes(&mut fields, changes);
+        Ok(Record {
+            cookie: self.cookie.clone(),
+            fields,
+        })
+    }
+
     pub(crate) fn baseline(&mut self) -> Result<&Fields, SessionError> {
         if self.baseline.is_none() {
             let mut fields = Fields::new();
@@ -263,18 +320,19 @@ impl<T: SessionData> Session<T> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
         st.ctx.store.destroy(&st.id).await?;
-        st.id = new_id;
-        st.view = T::__fresh();
-        st.baseline = None;
-        st.cookie = SessionCookie::from_options(
-            &st.ctx.options.cookie,
+        let fresh = State::new(
+            Arc::clone(&st.ctx),
+            new_id,
+            st.cookie_id.take(),
             st.request_secure,
-            crate::time::now_ms(),
+            st.genid_parts.take(),
         );
-        st.in_store = false;
-        st.saved_clean = false;
-        st.cookie_changed = false;
-        st.phase = Phase::Active;
+        // The original id stays: the id change itself counts as a modification.
+        let original_id = std::mem::take(&mut st.original_id);
+        *st = State {
+            original_id,
+            ..fresh
+        };
         Ok(())
     }
 
@@ -303,12 +361,7 @@ impl<T: SessionData> Session<T> {
             .get(&st.id)
             .await?
             .ok_or(SessionError::NotFound)?;
-        st.view = T::__load(&record.fields);
-        st.baseline = Some(record.fields);
-        st.cookie = record.cookie;
-        st.in_store = true;
-        st.saved_clean = true;
-        st.phase = Phase::Active;
+        st.replace_with(record, true);
         Ok(())
     }
 
@@ -332,12 +385,7 @@ impl<T: SessionData> Session<T> {
                 apply_changes(b, &patch.changes);
             }
         } else {
-            let mut fields = st.baseline()?.clone();
-            apply_changes(&mut fields, &changes);
-            let record = Record {
-                cookie: st.cookie.clone(),
-                fields,
-            };
+            let record = st.whole_record(&changes)?;
             st.ctx.store.set(&st.id, &record).await?;
             st.modified |= !changes.is_empty();
             st.baseline = Some(record.fields);
