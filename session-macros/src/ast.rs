@@ -215,7 +215,11 @@ fn path_name(meta: &ParseNestedMeta<'_>) -> String {
 
 /// Reports an unknown key (with a suggestion) and skips its value.
 fn unknown(meta: &ParseNestedMeta<'_>, key: &str, known: &[&str], what: &str, errors: &mut Errors) {
-    let mut msg = format!("unknown session {what} option `{key}`");
+    let mut msg = if what.is_empty() {
+        format!("unknown session option `{key}`")
+    } else {
+        format!("unknown session {what} option `{key}`")
+    };
     if let Some(near) = rules::closest(key, known) {
         msg.push_str(&format!("; did you mean `{near}`?"));
     } else {
@@ -245,7 +249,10 @@ fn lit(meta: &ParseNestedMeta<'_>) -> syn::Result<Lit> {
         syn::Expr::Lit(l) => Ok(l.lit),
         syn::Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => Err(syn::Error::new(
             u.span(),
-            "negative values are not allowed here",
+            format!(
+                "`{}` cannot be negative; use a positive value such as \"30m\"",
+                path_name(meta)
+            ),
         )),
         other => Err(syn::Error::new(
             other.span(),

@@ -7,6 +7,7 @@ use syn::DeriveInput;
 use syn::spanned::Spanned;
 
 use crate::ast::{self, Container, Errors, FieldKind, OptionsModel};
+use crate::rules;
 
 pub fn derive(input: &DeriveInput) -> TokenStream {
     let mut errors = Errors::default();
@@ -45,6 +46,7 @@ fn check(c: &Container, errors: &mut Errors) {
             "`max_age` and `expires` both set the lifetime; keep only one (prefer `max_age`)",
         );
     }
+    check_combination(&c.options, errors);
     let mut seen: Vec<(&str, &syn::Ident)> = Vec::new();
     let mut flatten: Option<&syn::Ident> = None;
     for f in &c.fields {
@@ -89,6 +91,30 @@ fn check(c: &Container, errors: &mut Errors) {
             );
         }
         seen.push((&f.key, &f.ident));
+    }
+}
+
+/// The browser rules on attribute combinations, shared with the runtime (`rules`).
+fn check_combination(o: &OptionsModel, errors: &mut Errors) {
+    let c = &o.cookie;
+    let settings = rules::CookieSettings {
+        name: o.name.as_ref().map_or("connect.sid", |n| n.value.as_str()),
+        secure: c.secure.as_ref().map(|v| v.value.as_str()),
+        same_site: c.same_site.as_ref().map(|v| v.value.as_str()),
+        partitioned: c.partitioned.as_ref().is_some_and(|p| p.value),
+        domain: c.domain.as_ref().map(|d| d.value.as_str()),
+        path: c.path.as_ref().map_or("/", |p| p.value.as_str()),
+    };
+    let fallback = proc_macro2::Span::call_site();
+    for (culprit, message) in rules::check_combination(&settings) {
+        let span = match culprit {
+            rules::Culprit::Name => o.name.as_ref().map(|v| v.span),
+            rules::Culprit::SameSite => c.same_site.as_ref().map(|v| v.span),
+            rules::Culprit::Partitioned => c.partitioned.as_ref().map(|v| v.span),
+            rules::Culprit::Domain => c.domain.as_ref().map(|v| v.span),
+            rules::Culprit::Path => c.path.as_ref().map(|v| v.span),
+        };
+        errors.at(span.unwrap_or(fallback), message);
     }
 }
 
@@ -207,40 +233,55 @@ fn expand(c: &Container) -> TokenStream {
     let mut encode = Vec::new();
     let mut diff = Vec::new();
     let mut settle = Vec::new();
+    let mut ops_fns = Vec::new();
     for (i, f) in c.fields.iter().enumerate() {
         let name = &f.ident;
         let fvis = &f.vis;
         let ty = &f.ty;
         let key = &f.key;
         let d = format_ident!("__default_{}", i);
+        let ops = format_ident!("__tessera_ops_{}", i);
         defaults.push(quote!(#name: #d));
-        fresh.push(quote!(#name: ::tessera::Field::__new(#d)));
-        match f.kind {
+        // A `flatten` on a type that is not a map was reported; expand it as a plain
+        // field so that the report stays the only error.
+        let kind = match f.kind {
+            FieldKind::Flatten if !is_json_map(ty) => &FieldKind::Stored,
+            ref k => k,
+        };
+        match kind {
             FieldKind::Stored => {
-                view_fields.push(quote_spanned!(ty.span()=> #fvis #name: ::tessera::Field<#ty>));
-                load.push(quote_spanned! {ty.span()=>
+                // The one place that requires `Serialize + Deserialize` of the field type,
+                // spanned at the type: one precise error if it does not hold.
+                ops_fns.push(quote_spanned! {ty.span()=>
+                    #[inline]
+                    fn #ops() -> #p::FieldOps<#ty> {
+                        #p::field_ops::<#ty>()
+                    }
+                });
+                view_fields.push(quote!(#fvis #name: ::tessera::Field<#ty>));
+                fresh.push(quote!(#name: ::tessera::Field::__new(#d)));
+                load.push(quote! {
                     #name: ::tessera::Field::__new(
-                        match #p::decode::<#ty>(stored, #key) {
+                        match #tracked::#ops().decode(stored, #key) {
                             ::core::option::Option::Some(v) => v,
                             ::core::option::Option::None => #d,
                         }
                     )
                 });
-                encode.push(
-                    quote_spanned!(ty.span()=> #p::encode_into(#key, &defaults.#name, out)?;),
-                );
-                diff.push(quote_spanned!(ty.span()=> #p::diff_field(&view.#name, #key, baseline, all, out)?;));
+                encode.push(quote!(#tracked::#ops().encode_into(#key, &#d, out)?;));
+                diff.push(quote!(#tracked::#ops().diff(&view.#name, #key, baseline, all, out)?;));
                 settle.push(quote!(view.#name.__settle();));
             }
             FieldKind::Flatten => {
                 view_fields.push(quote!(#fvis #name: ::tessera::Field<#ty>));
+                fresh.push(quote!(#name: ::tessera::Field::__new(#d)));
                 load.push(
                     quote!(#name: ::tessera::Field::__new(#p::load_flatten(stored, DECLARED))),
                 );
                 encode.push(quote! {
-                    for (k, v) in &defaults.#name {
+                    for (k, v) in #d {
                         if !DECLARED.contains(&k.as_str()) {
-                            out.insert(::core::clone::Clone::clone(k), ::core::clone::Clone::clone(v));
+                            out.insert(k, v);
                         }
                     }
                 });
@@ -249,9 +290,8 @@ fn expand(c: &Container) -> TokenStream {
             }
             FieldKind::Skip => {
                 view_fields.push(quote!(#fvis #name: #ty));
-                load.push(quote!(#name: #d));
-                fresh.pop();
                 fresh.push(quote!(#name: #d));
+                load.push(quote!(#name: #d));
             }
         }
     }
@@ -273,6 +313,15 @@ fn expand(c: &Container) -> TokenStream {
             }
         }
 
+        #[allow(non_snake_case)]
+        impl #tracked {
+            #[inline]
+            fn __tessera_defaults() -> #ident {
+                ::tessera::__private::defaults::<#ident>()
+            }
+            #(#ops_fns)*
+        }
+
         #[automatically_derived]
         impl ::tessera::SessionData for #ident {
             type Tracked = #tracked;
@@ -284,19 +333,19 @@ fn expand(c: &Container) -> TokenStream {
             #[allow(unused_variables)]
             fn __load(stored: &::tessera::Fields) -> #tracked {
                 const DECLARED: &[&str] = &[#(#declared),*];
-                let #ident { #(#defaults,)* } = <Self as ::core::default::Default>::default();
+                let #ident { #(#defaults,)* } = #tracked::__tessera_defaults();
                 #tracked { #(#load,)* }
             }
 
             fn __fresh() -> #tracked {
-                let #ident { #(#defaults,)* } = <Self as ::core::default::Default>::default();
+                let #ident { #(#defaults,)* } = #tracked::__tessera_defaults();
                 #tracked { #(#fresh,)* }
             }
 
             #[allow(unused_variables)]
             fn __encode_defaults(out: &mut ::tessera::Fields) -> ::core::result::Result<(), ::tessera::EncodeError> {
                 const DECLARED: &[&str] = &[#(#declared),*];
-                let defaults = <Self as ::core::default::Default>::default();
+                let #ident { #(#defaults,)* } = #tracked::__tessera_defaults();
                 #(#encode)*
                 ::core::result::Result::Ok(())
             }

@@ -172,31 +172,90 @@ pub mod __private {
     }
 
     /// Inserts a field's encoded value into `out`.
-    pub fn encode_into<U: Serialize>(
+    pub fn encode_into<U: Serialize + DeserializeOwned>(
         key: &str,
         value: &U,
         out: &mut Fields,
     ) -> Result<(), EncodeError> {
-        out.insert(key.to_owned(), encode(key, value)?);
-        Ok(())
+        FieldOps::<U>::new().encode_into(key, value, out)
     }
 
     /// Records a change if the (touched) field's value differs from the baseline.
-    pub fn diff_field<U: Serialize>(
+    pub fn diff_field<U: Serialize + DeserializeOwned>(
         field: &Field<U>,
         key: &str,
         baseline: &Fields,
         all: bool,
         out: &mut Vec<FieldChange>,
     ) -> Result<(), EncodeError> {
-        if !(field.touched || all) {
-            return Ok(());
+        FieldOps::<U>::new().diff(field, key, baseline, all, out)
+    }
+
+    /// The encode/decode functions of one field type. Generated code builds it once per
+    /// field, so a type that is not `Serialize + Deserialize` gives one error, at the field.
+    pub struct FieldOps<U> {
+        decode: fn(&Fields, &str) -> Option<U>,
+        encode: fn(&str, &U) -> Result<Value, EncodeError>,
+    }
+
+    impl<U: Serialize + DeserializeOwned> FieldOps<U> {
+        /// Checks the bounds and captures the functions.
+        #[allow(clippy::new_without_default)]
+        pub fn new() -> Self {
+            Self {
+                decode: decode::<U>,
+                encode: encode::<U>,
+            }
         }
-        let now = encode(key, &field.value)?;
-        if baseline.get(key) != Some(&now) {
-            out.push((key.to_owned(), Some(now)));
+    }
+
+    /// The field functions of `U`; the only place generated code requires
+    /// `Serialize + Deserialize`, so a bad field type gives one error, at the field.
+    pub fn field_ops<U: Serialize + DeserializeOwned>() -> FieldOps<U> {
+        FieldOps::new()
+    }
+
+    /// `T::default()` through the `SessionData` bound, so that a missing `Default`
+    /// is reported once, at the struct (by the trait's supertrait), not again here.
+    pub fn defaults<T: SessionData>() -> T {
+        T::default()
+    }
+
+    impl<U> FieldOps<U> {
+        /// See [`decode`].
+        pub fn decode(&self, stored: &Fields, key: &str) -> Option<U> {
+            (self.decode)(stored, key)
         }
-        Ok(())
+
+        /// See [`encode_into`].
+        pub fn encode_into(
+            &self,
+            key: &str,
+            value: &U,
+            out: &mut Fields,
+        ) -> Result<(), EncodeError> {
+            out.insert(key.to_owned(), (self.encode)(key, value)?);
+            Ok(())
+        }
+
+        /// See [`diff_field`].
+        pub fn diff(
+            &self,
+            field: &Field<U>,
+            key: &str,
+            baseline: &Fields,
+            all: bool,
+            out: &mut Vec<FieldChange>,
+        ) -> Result<(), EncodeError> {
+            if !(field.touched || all) {
+                return Ok(());
+            }
+            let now = (self.encode)(key, &field.value)?;
+            if baseline.get(key) != Some(&now) {
+                out.push((key.to_owned(), Some(now)));
+            }
+            Ok(())
+        }
     }
 
     /// The stored keys the struct does not declare, for the `flatten` field.

@@ -20,7 +20,7 @@ use tower_service::Service;
 use crate::cookie::find_cookie;
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
-use crate::options::{SessionOptions, StoreErrorPolicy, Unset};
+use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
 use crate::record::Patch;
 use crate::session::{Phase, SessionError, SessionSlot, State};
 use crate::signing::{HmacSigner, Secrets, Signer};
@@ -196,11 +196,19 @@ impl<T> SessionLayer<T> {
         self
     }
 
-    /// Replaces all options, for example with ones read from configuration:
-    /// `layer.with_options(Visit::options().name(&cfg.cookie_name)?)`.
+    /// Replaces all options. The typed setters of [`SessionOptions`] check each value;
+    /// combinations that browsers reject (such as `SameSite=None` without `Secure`) are
+    /// checked by [`SessionLayer::try_with_options`], which configuration should use.
     pub fn with_options(mut self, options: SessionOptions) -> Self {
         self.ctx_mut().options = options;
         self
+    }
+
+    /// Like [`SessionLayer::with_options`], after [`SessionOptions::validate`]: use it for
+    /// options built from configuration.
+    pub fn try_with_options(self, options: SessionOptions) -> Result<Self, ConfigError> {
+        options.validate()?;
+        Ok(self.with_options(options))
     }
 
     /// The options in force.

@@ -19,6 +19,14 @@ pub enum ConfigError {
     /// The environment variable that should hold the secret is unset or empty.
     #[error("environment variable `{0}` with the session secret is not set (or empty)")]
     MissingSecretVar(String),
+    /// A configuration key that names no option.
+    #[error("unknown session option `{key}`{}", suggestion.map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownOption {
+        /// The key as written.
+        key: String,
+        /// The closest known option, if any is close.
+        suggestion: Option<&'static str>,
+    },
     /// An option value that breaks one of the rules.
     #[error("invalid session option `{option}`: {message}")]
     Invalid {
@@ -30,7 +38,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(option: &'static str, message: String) -> Self {
+    pub(crate) fn invalid(option: &'static str, message: String) -> Self {
         Self::Invalid { option, message }
     }
 }

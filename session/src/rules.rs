@@ -168,6 +168,102 @@ fn levenshtein(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// The cookie settings that must agree with each other (the part of the options that
+/// browsers judge as a whole).
+#[derive(Clone, Copy, Debug)]
+pub struct CookieSettings<'a> {
+    /// The cookie name.
+    pub name: &'a str,
+    /// `"true"`, `"false"` or `"auto"`; `None` when not set (false).
+    pub secure: Option<&'a str>,
+    /// The lower-case `same_site` value, if set.
+    pub same_site: Option<&'a str>,
+    /// Whether `partitioned` is on.
+    pub partitioned: bool,
+    /// The domain, if set.
+    pub domain: Option<&'a str>,
+    /// The path.
+    pub path: &'a str,
+}
+
+/// Which option a combination error should point at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Culprit {
+    /// The cookie name.
+    Name,
+    /// `same_site`.
+    SameSite,
+    /// `partitioned`.
+    Partitioned,
+    /// `domain`.
+    Domain,
+    /// `path`.
+    Path,
+}
+
+/// The rules that browsers apply to combinations of cookie attributes: a cookie that
+/// breaks one of them is silently dropped by the browser, so it is a configuration error.
+pub fn check_combination(s: &CookieSettings<'_>) -> Vec<(Culprit, String)> {
+    let mut errors = Vec::new();
+    let secure = s.secure == Some("true");
+    if s.same_site == Some("none") && !secure {
+        errors.push((
+            Culprit::SameSite,
+            "`same_site = \"none\"` needs `secure = true`: browsers reject SameSite=None cookies \
+             that are not Secure; add `secure = true`, or use `same_site = \"auto\"` (None over \
+             HTTPS, Lax otherwise)"
+                .to_owned(),
+        ));
+    }
+    if s.partitioned && !secure {
+        errors.push((
+            Culprit::Partitioned,
+            "`partitioned` needs `secure = true`: browsers only accept Partitioned cookies that \
+             are Secure"
+                .to_owned(),
+        ));
+    }
+    let lower = s.name.to_ascii_lowercase();
+    if lower.starts_with("__host-") {
+        if !secure {
+            errors.push((
+                Culprit::Name,
+                format!(
+                    "a `__Host-` cookie (`{}`) must be Secure: add `secure = true`",
+                    s.name
+                ),
+            ));
+        }
+        if let Some(d) = s.domain {
+            errors.push((
+                Culprit::Domain,
+                format!(
+                    "a `__Host-` cookie cannot have a domain (`{d}`): remove `domain`, or drop the \
+                     `__Host-` prefix to share the cookie with subdomains"
+                ),
+            ));
+        }
+        if s.path != "/" {
+            errors.push((
+                Culprit::Path,
+                format!(
+                    "a `__Host-` cookie must have `path = \"/\"`, not `{}`",
+                    s.path
+                ),
+            ));
+        }
+    } else if lower.starts_with("__secure-") && !secure {
+        errors.push((
+            Culprit::Name,
+            format!(
+                "a `__Secure-` cookie (`{}`) must be Secure: add `secure = true`",
+                s.name
+            ),
+        ));
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +329,46 @@ mod tests {
         assert_eq!(closest("maxage", &names), Some("max_age"));
         assert_eq!(closest("samesite", &names), Some("same_site"));
         assert_eq!(closest("frobnicate", &names), None);
+    }
+
+    fn settings(name: &'static str) -> CookieSettings<'static> {
+        CookieSettings {
+            name,
+            secure: None,
+            same_site: None,
+            partitioned: false,
+            domain: None,
+            path: "/",
+        }
+    }
+
+    #[test]
+    fn combinations_browsers_reject_are_reported() {
+        let mut s = settings("sid");
+        assert!(check_combination(&s).is_empty());
+        s.same_site = Some("none");
+        s.partitioned = true;
+        let culprits: Vec<Culprit> = check_combination(&s).into_iter().map(|e| e.0).collect();
+        assert_eq!(culprits, vec![Culprit::SameSite, Culprit::Partitioned]);
+        s.secure = Some("true");
+        assert!(check_combination(&s).is_empty());
+        s.secure = Some("auto");
+        assert_eq!(check_combination(&s).len(), 2, "auto may be insecure");
+    }
+
+    #[test]
+    fn cookie_prefixes_are_enforced() {
+        let mut s = settings("__Host-sid");
+        s.domain = Some("example.com");
+        s.path = "/app";
+        let culprits: Vec<Culprit> = check_combination(&s).into_iter().map(|e| e.0).collect();
+        assert_eq!(
+            culprits,
+            vec![Culprit::Name, Culprit::Domain, Culprit::Path]
+        );
+        let mut s = settings("__secure-sid");
+        assert_eq!(check_combination(&s)[0].0, Culprit::Name);
+        s.secure = Some("true");
+        assert!(check_combination(&s).is_empty());
     }
 }

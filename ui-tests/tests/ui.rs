@@ -3,8 +3,22 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// The compiler the `.stderr` snapshots were written with; CI runs the same one.
+const PINNED_RUSTC: &str = "rustc 1.95.0";
+
 #[test]
 fn ui() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        version.starts_with(PINNED_RUSTC),
+        "the ui-test snapshots are pinned to {PINNED_RUSTC}, but this is {version:?}; \
+         run them with that toolchain, or refresh them with TRYBUILD=overwrite and update PINNED_RUSTC"
+    );
     let t = trybuild::TestCases::new();
     t.compile_fail("fail/*.rs");
     t.pass("pass/*.rs");

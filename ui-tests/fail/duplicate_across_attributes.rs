@@ -1,7 +1,8 @@
 use tessera::SessionData;
 
 #[derive(SessionData, Default)]
-#[session(cookie(maxage = "30m", samesite = "lax"))]
+#[session(rolling)]
+#[session(rolling = false)]
 struct Visit {
     views: u64,
 }

@@ -1,0 +1,210 @@
+//! Options from text: configuration files and environment variables. Every value goes
+//! through the same rules as the `#[session(...)]` attribute, and the finished options
+//! through the same combination checks.
+
+use std::time::Duration;
+
+use crate::options::{ConfigError, SameSite, Secure, SessionOptions};
+use crate::rules;
+use crate::time;
+
+/// Option keys as written in the attribute; cookie keys may also be written
+/// `cookie.max_age`, `cookie_max_age`, `maxAge` and so on.
+const KEYS: &[&str] = &[
+    "name",
+    "rolling",
+    "resave",
+    "save_uninitialized",
+    "unset",
+    "proxy",
+    "max_age",
+    "expires",
+    "path",
+    "domain",
+    "http_only",
+    "secure",
+    "same_site",
+    "partitioned",
+    "priority",
+];
+
+fn normalize(key: &str) -> String {
+    let k: String = key
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect();
+    match k.strip_prefix("cookie") {
+        Some(rest) if !rest.is_empty() => rest.to_owned(),
+        _ => k,
+    }
+}
+
+fn parse_bool(option: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(ConfigError::invalid(
+            option,
+            format!("expected `true` or `false`, not \"{other}\""),
+        )),
+    }
+}
+
+impl SessionOptions {
+    /// Sets one option from text, with the key named as in the attribute (`name`,
+    /// `resave`, `cookie.max_age`, `same_site`, ...; express's camelCase names work too).
+    ///
+    /// ```
+    /// let o = tessera::SessionOptions::default()
+    ///     .set("cookie.max_age", "30m")?
+    ///     .set("sameSite", "lax")?;
+    /// assert!(o.set("maxage", "soon").is_err());
+    /// # Ok::<(), tessera::ConfigError>(())
+    /// ```
+    pub fn set(self, key: &str, value: &str) -> Result<Self, ConfigError> {
+        let norm = normalize(key);
+        let v = value.trim();
+        Ok(match norm.as_str() {
+            "name" | "key" => self.name(v)?,
+            "rolling" => self.rolling(parse_bool("rolling", v)?),
+            "resave" => self.resave(parse_bool("resave", v)?),
+            "saveuninitialized" => self.save_uninitialized(parse_bool("save_uninitialized", v)?),
+            "unset" => self.unset(v.parse()?),
+            "proxy" => self.proxy(Some(parse_bool("proxy", v)?)),
+            "maxage" => {
+                let ms =
+                    rules::parse_duration_ms(v).map_err(|m| ConfigError::invalid("max_age", m))?;
+                self.max_age(Some(Duration::from_millis(ms)))?
+            }
+            "expires" => {
+                let ms = time::parse_iso_date(v).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "expires",
+                        format!("expected an ISO-8601 date such as \"2027-01-01T00:00:00Z\", not \"{v}\""),
+                    )
+                })?;
+                self.expires(Some(time::ms_to_system_time(ms)))
+            }
+            "path" => self.cookie_path(v)?,
+            "domain" => self.cookie_domain(Some(v))?,
+            "httponly" => self.http_only(parse_bool("http_only", v)?),
+            "secure" => self.secure(v.parse()?),
+            "samesite" => self.same_site(Some(v.parse()?)),
+            "partitioned" => self.partitioned(parse_bool("partitioned", v)?),
+            "priority" => self.priority(Some(v.parse()?)),
+            "secret" | "secrets" => {
+                return Err(ConfigError::invalid(
+                    "secret",
+                    "secrets are not session options; pass them to SessionLayer::new \
+                     (for example Secret::from_env(\"SESSION_SECRET\"))"
+                        .to_owned(),
+                ));
+            }
+            _ => {
+                let suggestion = KEYS
+                    .iter()
+                    .copied()
+                    .find(|k| normalize(k) == norm)
+                    .or_else(|| rules::closest(&norm, KEYS));
+                return Err(ConfigError::UnknownOption {
+                    key: key.to_owned(),
+                    suggestion,
+                });
+            }
+        })
+    }
+
+    /// Applies `(key, value)` pairs (for example from a configuration file), then
+    /// [`SessionOptions::validate`]s the result.
+    pub fn with_config<'a>(
+        self,
+        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, ConfigError> {
+        let mut o = self;
+        for (k, v) in pairs {
+            o = o.set(k, v)?;
+        }
+        o.validate()?;
+        Ok(o)
+    }
+
+    /// Applies every environment variable that starts with `prefix`
+    /// (`SESSION_NAME`, `SESSION_COOKIE_MAX_AGE`, `SESSION_SAME_SITE`, ... with prefix
+    /// `"SESSION_"`), then validates. `{prefix}SECRET` is left alone: secrets go to
+    /// [`crate::Secret::from_env`].
+    pub fn with_env(self, prefix: &str) -> Result<Self, ConfigError> {
+        let mut vars: Vec<(String, String)> = std::env::vars()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix(prefix)?;
+                (!key.eq_ignore_ascii_case("secret")).then(|| (key.to_owned(), v))
+            })
+            .collect();
+        vars.sort();
+        self.with_config(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    /// Checks the combinations that browsers reject (`SameSite=None` or `Partitioned`
+    /// without `Secure`, the `__Host-` and `__Secure-` prefix rules): the same rules the
+    /// attribute checks at compile time.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.cookie;
+        let settings = rules::CookieSettings {
+            name: &self.name,
+            secure: Some(match c.secure {
+                Secure::Always => "true",
+                Secure::Never => "false",
+                Secure::Auto => "auto",
+            }),
+            same_site: c.same_site.map(|s| match s {
+                SameSite::Strict => "strict",
+                SameSite::Lax => "lax",
+                SameSite::None => "none",
+                SameSite::Auto => "auto",
+            }),
+            partitioned: c.partitioned,
+            domain: c.domain.as_deref(),
+            path: &c.path,
+        };
+        match rules::check_combination(&settings).into_iter().next() {
+            None => Ok(()),
+            Some((culprit, message)) => Err(ConfigError::invalid(
+                match culprit {
+                    rules::Culprit::Name => "name",
+                    rules::Culprit::SameSite => "same_site",
+                    rules::Culprit::Partitioned => "partitioned",
+                    rules::Culprit::Domain => "domain",
+                    rules::Culprit::Path => "path",
+                },
+                message,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_keys_accept_attribute_dotted_and_camel_case_names() {
+        let o = SessionOptions::default()
+            .set("cookie.max_age", "30m")
+            .and_then(|o| o.set("COOKIE_SAME_SITE", "lax"))
+            .and_then(|o| o.set("saveUninitialized", "false"))
+            .and_then(|o| o.set("httpOnly", "true"))
+            .unwrap();
+        assert_eq!(o.cookie.max_age, Some(Duration::from_secs(1800)));
+        assert_eq!(o.cookie.same_site, Some(SameSite::Lax));
+        assert!(!o.save_uninitialized);
+    }
+
+    #[test]
+    fn unknown_config_key_suggests_the_near_one() {
+        let err = SessionOptions::default().set("max_agee", "1h").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown session option `max_agee`; did you mean `max_age`?"
+        );
+    }
+}

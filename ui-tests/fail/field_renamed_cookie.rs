@@ -1,0 +1,9 @@
+use tessera::SessionData;
+
+#[derive(SessionData, Default)]
+struct Visit {
+    #[session(rename = "cookie")]
+    jar: String,
+}
+
+fn main() {}

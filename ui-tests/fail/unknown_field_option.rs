@@ -1,0 +1,9 @@
+use tessera::SessionData;
+
+#[derive(SessionData, Default)]
+struct Visit {
+    #[session(renam = "v")]
+    views: u64,
+}
+
+fn main() {}
