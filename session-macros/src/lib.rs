@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod ast;
+mod check;
 mod expand;
 #[path = "../../session/src/rules.rs"]
 mod rules;
