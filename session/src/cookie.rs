@@ -2,7 +2,7 @@
 //! `Cookie`), its `Set-Cookie` rendering, and reading the request's `Cookie` header.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
@@ -22,13 +22,19 @@ pub struct SessionCookie {
     pub(crate) expires: Option<i64>,
     pub(crate) secure: Option<bool>,
     pub(crate) http_only: bool,
-    pub(crate) domain: Option<String>,
-    pub(crate) path: String,
+    pub(crate) domain: Option<Arc<str>>,
+    pub(crate) path: Arc<str>,
     pub(crate) same_site: Option<SameSite>,
     pub(crate) partitioned: Option<bool>,
     pub(crate) priority: Option<Priority>,
     /// Set by the explicit setters; not stored.
     pub(crate) changed: bool,
+}
+
+/// The shared `"/"`: most cookies have it, and sharing it saves an allocation per session.
+pub(crate) fn root_path() -> Arc<str> {
+    static ROOT: OnceLock<Arc<str>> = OnceLock::new();
+    Arc::clone(ROOT.get_or_init(|| Arc::from("/")))
 }
 
 impl Default for SessionCookie {
@@ -39,7 +45,7 @@ impl Default for SessionCookie {
             secure: None,
             http_only: true,
             domain: None,
-            path: "/".to_owned(),
+            path: root_path(),
             same_site: None,
             partitioned: None,
             priority: None,
@@ -212,11 +218,14 @@ impl SessionCookie {
 
     fn render_attributes(&self, expires: Option<i64>, out: &mut String) {
         if let Some(d) = &self.domain {
-            let _ = write!(out, "; Domain={d}");
+            out.push_str("; Domain=");
+            out.push_str(d);
         }
-        let _ = write!(out, "; Path={}", self.path);
+        out.push_str("; Path=");
+        out.push_str(&self.path);
         if let Some(e) = expires {
-            let _ = write!(out, "; Expires={}", time::http_date(e));
+            out.push_str("; Expires=");
+            time::push_http_date(e, out);
         }
         if self.http_only {
             out.push_str("; HttpOnly");
@@ -259,54 +268,72 @@ pub(crate) fn encode_uri_component(s: &str, out: &mut String) {
 }
 
 /// JavaScript's `decodeURIComponent`: `None` on a malformed escape or invalid UTF-8.
-fn decode_uri_component(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            let hi = char::from(hex[0]).to_digit(16)?;
-            let lo = char::from(hex[1]).to_digit(16)?;
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
+fn decode_uri_component(s: &[u8]) -> Option<String> {
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
         }
     }
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s;
+    // Copy the runs between escapes whole.
+    while let Some(at) = rest.iter().position(|&b| b == b'%') {
+        out.extend_from_slice(&rest[..at]);
+        let hi = hex(*rest.get(at + 1)?)?;
+        let lo = hex(*rest.get(at + 2)?)?;
+        out.push(hi << 4 | lo);
+        rest = &rest[at + 3..];
+    }
+    out.extend_from_slice(rest);
     String::from_utf8(out).ok()
+}
+
+fn trim(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if first.is_ascii_whitespace() {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = b {
+        if last.is_ascii_whitespace() {
+            b = rest;
+        } else {
+            break;
+        }
+    }
+    b
 }
 
 /// Finds the value of cookie `name` in the request's `Cookie` headers the way the
 /// `cookie` package parses them: pairs split on `;`, names and values trimmed, the
 /// FIRST occurrence wins, surrounding quotes stripped, URL-decoded only when the value
-/// holds a `%` (a malformed escape leaves the value raw).
+/// holds a `%` (a malformed escape leaves the value raw). A value that is not UTF-8 is
+/// ignored (it cannot be a signed session id).
 pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    let name = name.as_bytes();
     for header in headers.get_all(COOKIE) {
-        // A header that is not visible ASCII cannot hold our signed value; its other
-        // pairs are of no interest here.
-        let Ok(header) = header.to_str() else {
-            continue;
-        };
-        for pair in header.split(';') {
-            let Some((key, value)) = pair.split_once('=') else {
+        for pair in header.as_bytes().split(|&b| b == b';') {
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
                 continue;
             };
-            if key.trim() != name {
+            if trim(&pair[..eq]) != name {
                 continue;
             }
-            let mut value = value.trim();
-            if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            let mut value = trim(&pair[eq + 1..]);
+            if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
                 value = &value[1..value.len() - 1];
             }
-            if value.contains('%') {
-                return Some(match decode_uri_component(value) {
-                    Some(decoded) => Cow::Owned(decoded),
-                    None => Cow::Borrowed(value),
-                });
+            if value.contains(&b'%') {
+                if let Some(decoded) = decode_uri_component(value) {
+                    return Some(Cow::Owned(decoded));
+                }
             }
-            return Some(Cow::Borrowed(value));
+            return std::str::from_utf8(value).ok().map(Cow::Borrowed);
         }
     }
     None
@@ -355,7 +382,7 @@ mod tests {
     #[test]
     fn render_follows_express_attribute_order() {
         let c = SessionCookie {
-            domain: Some("example.com".into()),
+            domain: Some(Arc::from("example.com")),
             expires: Some(0),
             secure: Some(true),
             partitioned: Some(true),

@@ -59,6 +59,7 @@ mod cookie;
 mod data;
 mod layer;
 mod memory;
+mod memory_blob;
 mod options;
 mod record;
 pub(crate) mod rules;
@@ -79,3 +80,24 @@ pub use session::{Session, SessionError, SessionRejection};
 pub use signing::{HmacSigner, Secret, Secrets, Signer};
 pub use store::{BoxError, PatchOutcome, SessionStore, StoreError};
 pub use tessera_macros::SessionData;
+
+/// Internals exposed for the criterion benchmarks in `bench/`. Not a public API.
+#[doc(hidden)]
+pub mod __bench {
+    use http::HeaderMap;
+
+    /// Finds a cookie in the request headers (first occurrence wins).
+    pub fn find_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+        crate::cookie::find_cookie(headers, name).map(|c| c.into_owned())
+    }
+
+    /// A default session id (24 random bytes, base64url).
+    pub fn generate_id() -> String {
+        crate::layer::default_id().unwrap_or_default()
+    }
+
+    /// Renders the `Set-Cookie` value of `cookie` for `name` and an already signed value.
+    pub fn render_set_cookie(cookie: &crate::SessionCookie, name: &str, signed: &str) -> String {
+        cookie.render(name, signed)
+    }
+}

@@ -1,27 +1,85 @@
 //! An in-process store: the default, for development, tests and single-instance services.
 
 use std::collections::HashMap;
-use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::hash_map::Entry;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::cookie::SessionCookie;
+use crate::memory_blob as blob;
 use crate::record::{Patch, Record};
 use crate::store::{PatchOutcome, SessionStore, StoreError};
 use crate::time;
 
 const SHARDS: usize = 16;
 
+/// A fast seeded hash for session ids. Ids are chosen by the server (random, or by the
+/// application's `genid`) and a looked-up id must carry a valid signature, so clients
+/// cannot aim keys at one bucket: SipHash's flooding resistance buys nothing here, and
+/// costs more than the rest of a lookup.
+#[derive(Clone, Copy)]
+struct IdHash(u64);
+
+impl IdHash {
+    fn new() -> Self {
+        let mut seed = [0u8; 8];
+        // A fixed seed is still correct, only predictable; the OS RNG rarely fails.
+        let _ = getrandom::fill(&mut seed);
+        Self(u64::from_le_bytes(seed) | 1)
+    }
+}
+
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        let mut w = [0u8; 8];
+        let tail = chunks.remainder();
+        w[..tail.len()].copy_from_slice(tail);
+        self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w) ^ (bytes.len() as u64))
+            .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        // murmur3's finalizer: spread every input bit over the whole word.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+impl BuildHasher for IdHash {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(self.0)
+    }
+}
+
+type Shard = HashMap<Box<str>, Stored, IdHash>;
+
 struct Stored {
-    record: Record,
+    /// `cookie.expires`, or the default TTL for browser-session cookies.
     deadline: i64,
+    /// The cookie and the fields JSON, see `memory_blob`.
+    blob: Box<[u8]>,
 }
 
 struct Inner {
-    shards: Vec<Mutex<HashMap<Box<str>, Stored>>>,
+    shards: Vec<Mutex<Shard>>,
+    hash: IdHash,
     count: AtomicUsize,
     default_ttl_ms: i64,
     max_sessions: Option<usize>,
@@ -77,14 +135,20 @@ impl MemoryStore {
 
     fn build(default_ttl_ms: i64, max_sessions: Option<usize>, sweep_every_ms: i64) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-                count: AtomicUsize::new(0),
-                default_ttl_ms,
-                max_sessions,
-                sweep_every_ms,
-                next_sweep: AtomicI64::new(time::now_ms() + sweep_every_ms),
-                sweep_cursor: AtomicUsize::new(0),
+            inner: Arc::new({
+                let hash = IdHash::new();
+                Inner {
+                    shards: (0..SHARDS)
+                        .map(|_| Mutex::new(HashMap::with_hasher(hash)))
+                        .collect(),
+                    hash,
+                    count: AtomicUsize::new(0),
+                    default_ttl_ms,
+                    max_sessions,
+                    sweep_every_ms,
+                    next_sweep: AtomicI64::new(time::now_ms() + sweep_every_ms),
+                    sweep_cursor: AtomicUsize::new(0),
+                }
             }),
         }
     }
@@ -193,10 +257,10 @@ impl MemoryStore {
         );
     }
 
-    fn shard(&self, id: &str) -> MutexGuard<'_, HashMap<Box<str>, Stored>> {
-        let mut h = DefaultHasher::new();
-        id.hash(&mut h);
-        lock(&self.inner.shards[(h.finish() as usize) % SHARDS])
+    fn shard(&self, id: &str) -> MutexGuard<'_, Shard> {
+        // The top bits pick the shard; the map uses the low bits.
+        let h = self.inner.hash.hash_one(id);
+        lock(&self.inner.shards[(h >> 60) as usize % SHARDS])
     }
 
     fn deadline(&self, cookie: &SessionCookie, now: i64) -> i64 {
@@ -205,17 +269,19 @@ impl MemoryStore {
             .unwrap_or_else(|| now.saturating_add(self.inner.default_ttl_ms))
     }
 
-    fn get_now(&self, id: &str) -> Option<Record> {
+    fn get_now(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let now = time::now_ms();
         let mut shard = self.shard(id);
         match shard.get(id) {
-            Some(s) if s.deadline > now => Some(s.record.clone()),
+            Some(s) if s.deadline > now => blob::decode(&s.blob, s.deadline)
+                .map(Some)
+                .map_err(StoreError::Corrupt),
             Some(_) => {
                 shard.remove(id);
                 self.inner.count.fetch_sub(1, Ordering::Relaxed);
-                None
+                Ok(None)
             }
-            None => None,
+            None => Ok(None),
         }
     }
 
@@ -228,11 +294,12 @@ impl MemoryStore {
             self.destroy_now(id);
             return;
         }
+        let blob = blob::encode(&record.cookie, &blob::fields_json(&record.fields));
+        let mut stored = Stored { deadline, blob };
         {
             let mut shard = self.shard(id);
             if let Some(s) = shard.get_mut(id) {
-                s.record = record.clone();
-                s.deadline = deadline;
+                *s = stored;
                 return;
             }
         }
@@ -240,41 +307,44 @@ impl MemoryStore {
             self.make_room(max, now);
         }
         let mut shard = self.shard(id);
-        let stored = Stored {
-            record: record.clone(),
-            deadline,
-        };
-        if let Entry::Vacant(v) = shard.entry(id.into()) {
-            v.insert(stored);
-            self.inner.count.fetch_add(1, Ordering::Relaxed);
-        } else if let Some(s) = shard.get_mut(id) {
-            *s = stored;
+        match shard.entry(id.into()) {
+            Entry::Vacant(v) => {
+                v.insert(stored);
+                self.inner.count.fetch_add(1, Ordering::Relaxed);
+            }
+            Entry::Occupied(mut o) => {
+                std::mem::swap(o.get_mut(), &mut stored);
+            }
         }
     }
 
-    fn patch_now(&self, id: &str, patch: &Patch) -> PatchOutcome {
+    fn patch_now(&self, id: &str, patch: &Patch) -> Result<PatchOutcome, StoreError> {
         let now = time::now_ms();
         self.maybe_sweep_step(now);
         let deadline = self.deadline(&patch.cookie, now);
         let mut shard = self.shard(id);
-        match shard.get_mut(id) {
-            Some(s) if s.deadline > now => {
-                if deadline <= now {
-                    shard.remove(id);
-                    self.inner.count.fetch_sub(1, Ordering::Relaxed);
-                } else {
-                    patch.apply_to(&mut s.record);
-                    s.deadline = deadline;
-                }
-                PatchOutcome::Applied
-            }
-            Some(_) => {
-                shard.remove(id);
-                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+        let Some(s) = shard.get_mut(id) else {
+            return Ok(PatchOutcome::Missing);
+        };
+        if s.deadline <= now || deadline <= now {
+            let outcome = if s.deadline <= now {
                 PatchOutcome::Missing
-            }
-            None => PatchOutcome::Missing,
+            } else {
+                PatchOutcome::Applied
+            };
+            shard.remove(id);
+            self.inner.count.fetch_sub(1, Ordering::Relaxed);
+            return Ok(outcome);
         }
+        let (_, json) = blob::decode_cookie(&s.blob, s.deadline).map_err(StoreError::Corrupt)?;
+        s.blob = if patch.changes.is_empty() {
+            blob::encode(&patch.cookie, json)
+        } else {
+            let json = blob::patch_json(json, &patch.changes).map_err(StoreError::Corrupt)?;
+            blob::encode(&patch.cookie, &json)
+        };
+        s.deadline = deadline;
+        Ok(PatchOutcome::Applied)
     }
 
     fn destroy_now(&self, id: &str) {
@@ -292,7 +362,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SessionStore for MemoryStore {
     fn get(&self, id: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
-        std::future::ready(Ok(self.get_now(id)))
+        std::future::ready(self.get_now(id))
     }
 
     fn set(
@@ -309,7 +379,7 @@ impl SessionStore for MemoryStore {
         id: &str,
         patch: &Patch,
     ) -> impl Future<Output = Result<PatchOutcome, StoreError>> + Send {
-        std::future::ready(Ok(self.patch_now(id, patch)))
+        std::future::ready(self.patch_now(id, patch))
     }
 
     fn destroy(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -326,8 +396,7 @@ impl SessionStore for MemoryStore {
             cookie: cookie.clone(),
             changes: Vec::new(),
         };
-        self.patch_now(id, &patch);
-        std::future::ready(Ok(()))
+        std::future::ready(self.patch_now(id, &patch).map(|_| ()))
     }
 
     fn len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {

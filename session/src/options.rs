@@ -2,6 +2,7 @@
 //! [`crate::rules`] whether they come from the derive attribute or from configuration.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::rules;
@@ -153,8 +154,8 @@ pub enum StoreErrorPolicy {
 /// as in express-session).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CookieOptions {
-    pub(crate) path: String,
-    pub(crate) domain: Option<String>,
+    pub(crate) path: Arc<str>,
+    pub(crate) domain: Option<Arc<str>>,
     pub(crate) http_only: bool,
     pub(crate) secure: Secure,
     pub(crate) same_site: Option<SameSite>,
@@ -167,7 +168,7 @@ pub struct CookieOptions {
 impl Default for CookieOptions {
     fn default() -> Self {
         Self {
-            path: "/".to_owned(),
+            path: crate::cookie::root_path(),
             domain: None,
             http_only: true,
             secure: Secure::Never,
@@ -236,7 +237,7 @@ impl SessionOptions {
     /// The cookie `Path` (default `/`). Requests outside it get no session.
     pub fn cookie_path(mut self, path: &str) -> Result<Self, ConfigError> {
         rules::check_cookie_path(path).map_err(|m| ConfigError::invalid("path", m))?;
-        self.cookie.path = path.to_owned();
+        self.cookie.path = Arc::from(path);
         Ok(self)
     }
 
@@ -245,7 +246,7 @@ impl SessionOptions {
         if let Some(d) = domain {
             rules::check_cookie_domain(d).map_err(|m| ConfigError::invalid("domain", m))?;
         }
-        self.cookie.domain = domain.map(str::to_owned);
+        self.cookie.domain = domain.map(Arc::from);
         Ok(self)
     }
 
@@ -348,13 +349,13 @@ impl SessionOptions {
 
     #[doc(hidden)]
     pub fn __path(mut self, path: &str) -> Self {
-        self.cookie.path = path.to_owned();
+        self.cookie.path = Arc::from(path);
         self
     }
 
     #[doc(hidden)]
     pub fn __domain(mut self, domain: &str) -> Self {
-        self.cookie.domain = Some(domain.to_owned());
+        self.cookie.domain = Some(Arc::from(domain));
         self
     }
 
@@ -384,7 +385,7 @@ mod tests {
     fn defaults_are_express_session_defaults() {
         let o = SessionOptions::default();
         assert_eq!(o.name, "connect.sid");
-        assert_eq!(o.cookie.path, "/");
+        assert_eq!(&*o.cookie.path, "/");
         assert!(o.cookie.http_only);
         assert_eq!(o.cookie.secure, Secure::Never);
         assert_eq!(o.cookie.max_age, None);

@@ -4,6 +4,8 @@
 
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use crate::cookie::SessionCookie;
@@ -133,9 +135,9 @@ impl Serialize for SessionCookie {
         }
         st.serialize_field("httpOnly", &self.http_only)?;
         if let Some(d) = &self.domain {
-            st.serialize_field("domain", d)?;
+            st.serialize_field("domain", &**d)?;
         }
-        st.serialize_field("path", &self.path)?;
+        st.serialize_field("path", &*self.path)?;
         if let Some(same) = self.same_site {
             st.serialize_field(
                 "sameSite",
@@ -187,12 +189,11 @@ fn cookie_from_json(c: &Fields) -> Result<SessionCookie, RecordError> {
         expires,
         secure: c.get("secure").and_then(Value::as_bool),
         http_only: c.get("httpOnly").and_then(Value::as_bool).unwrap_or(false),
-        domain: c.get("domain").and_then(Value::as_str).map(str::to_owned),
-        path: c
-            .get("path")
-            .and_then(Value::as_str)
-            .unwrap_or("/")
-            .to_owned(),
+        domain: c.get("domain").and_then(Value::as_str).map(Arc::from),
+        path: match c.get("path").and_then(Value::as_str) {
+            None | Some("/") => crate::cookie::root_path(),
+            Some(p) => Arc::from(p),
+        },
         same_site,
         partitioned: c.get("partitioned").and_then(Value::as_bool),
         priority,

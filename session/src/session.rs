@@ -57,7 +57,8 @@ pub(crate) struct State<T: SessionData> {
     pub(crate) id: String,
     /// The id the request's (verified) cookie carried.
     pub(crate) cookie_id: Option<String>,
-    pub(crate) original_id: String,
+    /// The id changed in this request (regenerate, rotate_id): itself a modification.
+    pub(crate) id_changed: bool,
     pub(crate) view: T::Tracked,
     /// The stored fields the view was loaded from (`None`: a new session, whose
     /// baseline is the encoded `Default`, computed only when needed).
@@ -92,7 +93,7 @@ impl<T: SessionData> State<T> {
             SessionCookie::from_options(&ctx.options.cookie, request_secure, crate::time::now_ms());
         Self {
             ctx,
-            original_id: id.clone(),
+            id_changed: false,
             id,
             cookie_id,
             view: T::__fresh(),
@@ -327,10 +328,9 @@ impl<T: SessionData> Session<T> {
             st.request_secure,
             st.genid_parts.take(),
         );
-        // The original id stays: the id change itself counts as a modification.
-        let original_id = std::mem::take(&mut st.original_id);
+        // The id change itself counts as a modification.
         *st = State {
-            original_id,
+            id_changed: true,
             ..fresh
         };
         Ok(())
@@ -345,6 +345,7 @@ impl<T: SessionData> Session<T> {
             st.ctx.store.destroy(&st.id).await?;
         }
         st.id = new_id;
+        st.id_changed = true;
         st.in_store = false;
         st.saved_clean = false;
         st.phase = Phase::Active;

@@ -91,18 +91,37 @@ fn civil(ms: i64) -> Civil {
 }
 
 /// `Date#toUTCString`: `Thu, 26 Nov 2026 01:13:46 GMT` (milliseconds dropped).
+#[cfg(test)]
 pub(crate) fn http_date(ms: i64) -> String {
+    let mut out = String::with_capacity(29);
+    push_http_date(ms, &mut out);
+    out
+}
+
+/// [`http_date`] appended to `out`, without the formatting machinery (it is on the
+/// path of every Set-Cookie with an expiry).
+pub(crate) fn push_http_date(ms: i64, out: &mut String) {
     let c = civil(ms);
-    format!(
-        "{}, {:02} {} {:04} {:02}:{:02}:{:02} GMT",
-        DAYS[c.weekday],
-        c.day,
-        MONTHS[(c.month - 1) as usize],
-        c.year,
-        c.hour,
-        c.minute,
-        c.second
-    )
+    let two = |out: &mut String, n: u32| {
+        out.push(char::from(b'0' + (n / 10 % 10) as u8));
+        out.push(char::from(b'0' + (n % 10) as u8));
+    };
+    out.push_str(DAYS[c.weekday]);
+    out.push_str(", ");
+    two(out, c.day);
+    out.push(' ');
+    out.push_str(MONTHS[(c.month - 1) as usize]);
+    out.push(' ');
+    let year = c.year.clamp(0, 9999) as u32;
+    two(out, year / 100);
+    two(out, year % 100);
+    out.push(' ');
+    two(out, c.hour);
+    out.push(':');
+    two(out, c.minute);
+    out.push(':');
+    two(out, c.second);
+    out.push_str(" GMT");
 }
 
 /// `Date#toJSON`: `2026-11-26T01:13:46.493Z`.

@@ -1,0 +1,54 @@
+//! `profile_requests KIND SCENARIO N`: N in-process requests, for callgrind/perf
+//! (`valgrind --tool=callgrind target/release/profile_requests tessera A 20000`).
+
+use axum::body::Body;
+use axum::http::{Request, header};
+use tower::ServiceExt;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let kind: tessera_bench::Kind = match args.next().unwrap_or_default().parse() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let scenario = args.next().unwrap_or_else(|| "A".to_owned());
+    let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+        std::process::exit(1);
+    };
+    let app = tessera_bench::app(kind);
+    let first = rt.block_on(app.clone().oneshot(Request::new(Body::empty())));
+    let cookie = first
+        .ok()
+        .and_then(|r| r.headers().get(header::SET_COOKIE).cloned())
+        .and_then(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.split(';').next())
+                .map(str::to_owned)
+        });
+    let (path, with_cookie) = match scenario.as_str() {
+        "A" => ("/", true),
+        "A-read" => ("/read", true),
+        _ => ("/", false),
+    };
+    let mut ok = 0usize;
+    for _ in 0..n {
+        let mut req = Request::get(path);
+        if let (true, Some(c)) = (with_cookie, &cookie) {
+            req = req.header(header::COOKIE, c);
+        }
+        let Ok(req) = req.body(Body::empty()) else {
+            continue;
+        };
+        let res = match rt.block_on(app.clone().oneshot(req)) {
+            Ok(res) => res,
+            Err(never) => match never {},
+        };
+        ok += usize::from(res.status().is_success());
+    }
+    println!("{ok} ok of {n}");
+}

@@ -1,0 +1,325 @@
+//! The compact form a `MemoryStore` keeps per session: the cookie in a few bytes, then the
+//! fields as compact JSON text. A small session costs tens of bytes instead of a tree of
+//! allocations; a patch rewrites the text without building a value tree.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+
+use serde_json::value::RawValue;
+
+use crate::cookie::{SessionCookie, root_path};
+use crate::options::{Priority, SameSite};
+use crate::record::{FieldChange, Fields, Record, RecordError};
+
+const HTTP_ONLY: u8 = 1;
+const SECURE_SET: u8 = 1 << 1;
+const SECURE: u8 = 1 << 2;
+const PARTITIONED_SET: u8 = 1 << 3;
+const PARTITIONED: u8 = 1 << 4;
+const ORIGINAL_MAX_AGE: u8 = 1 << 5;
+const EXPIRES: u8 = 1 << 6;
+const DOMAIN: u8 = 1 << 7;
+const PATH_NOT_ROOT: u8 = 1 << 4; // in the second byte
+
+/// Encodes `cookie` + `fields` JSON into one allocation. `expires`, when set, is the
+/// entry's deadline and is not repeated here.
+pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(2 + 8 + fields_json.len());
+    let mut flags = 0u8;
+    if cookie.http_only {
+        flags |= HTTP_ONLY;
+    }
+    if let Some(s) = cookie.secure {
+        flags |= SECURE_SET | if s { SECURE } else { 0 };
+    }
+    if let Some(p) = cookie.partitioned {
+        flags |= PARTITIONED_SET | if p { PARTITIONED } else { 0 };
+    }
+    if cookie.original_max_age.is_some() {
+        flags |= ORIGINAL_MAX_AGE;
+    }
+    if cookie.expires.is_some() {
+        flags |= EXPIRES;
+    }
+    if cookie.domain.is_some() {
+        flags |= DOMAIN;
+    }
+    let same_site = match cookie.same_site {
+        None => 0,
+        Some(SameSite::Strict) => 1,
+        Some(SameSite::Lax | SameSite::Auto) => 2,
+        Some(SameSite::None) => 3,
+    };
+    let priority = match cookie.priority {
+        None => 0,
+        Some(Priority::Low) => 1,
+        Some(Priority::Medium) => 2,
+        Some(Priority::High) => 3,
+    };
+    let path_not_root = if &*cookie.path == "/" {
+        0
+    } else {
+        PATH_NOT_ROOT
+    };
+    out.push(flags);
+    out.push(same_site | (priority << 2) | path_not_root);
+    if let Some(age) = cookie.original_max_age {
+        out.extend_from_slice(&age.to_le_bytes());
+    }
+    for text in [
+        cookie.domain.as_deref(),
+        (path_not_root != 0).then_some(&*cookie.path),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&text.as_bytes()[..usize::from(len)]);
+    }
+    out.extend_from_slice(fields_json);
+    out.into_boxed_slice()
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], RecordError> {
+        if self.0.len() < n {
+            return Err(RecordError::Shape("truncated memory record"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn text(&mut self) -> Result<Arc<str>, RecordError> {
+        let len = self.take(2)?;
+        let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
+        std::str::from_utf8(self.take(len)?)
+            .map(Arc::from)
+            .map_err(|_| RecordError::Shape("memory record text is not UTF-8"))
+    }
+}
+
+/// Splits a blob into the cookie and the fields JSON text.
+pub(crate) fn decode_cookie(
+    blob: &[u8],
+    deadline: i64,
+) -> Result<(SessionCookie, &[u8]), RecordError> {
+    let mut r = Reader(blob);
+    let head = r.take(2)?;
+    let (flags, second) = (head[0], head[1]);
+    let original_max_age = if flags & ORIGINAL_MAX_AGE != 0 {
+        let b = r.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Some(i64::from_le_bytes(a))
+    } else {
+        None
+    };
+    let domain = if flags & DOMAIN != 0 {
+        Some(r.text()?)
+    } else {
+        None
+    };
+    let path = if second & PATH_NOT_ROOT != 0 {
+        r.text()?
+    } else {
+        root_path()
+    };
+    let cookie = SessionCookie {
+        original_max_age,
+        expires: (flags & EXPIRES != 0).then_some(deadline),
+        secure: (flags & SECURE_SET != 0).then_some(flags & SECURE != 0),
+        http_only: flags & HTTP_ONLY != 0,
+        domain,
+        path,
+        same_site: match second & 3 {
+            1 => Some(SameSite::Strict),
+            2 => Some(SameSite::Lax),
+            3 => Some(SameSite::None),
+            _ => None,
+        },
+        partitioned: (flags & PARTITIONED_SET != 0).then_some(flags & PARTITIONED != 0),
+        priority: match (second >> 2) & 3 {
+            1 => Some(Priority::Low),
+            2 => Some(Priority::Medium),
+            3 => Some(Priority::High),
+            _ => None,
+        },
+        changed: false,
+    };
+    Ok((cookie, r.0))
+}
+
+/// The whole record.
+pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<Record, RecordError> {
+    let (cookie, json) = decode_cookie(blob, deadline)?;
+    let fields: Fields = serde_json::from_slice(json)?;
+    Ok(Record { cookie, fields })
+}
+
+/// The fields of a record as compact JSON.
+pub(crate) fn fields_json(fields: &Fields) -> Vec<u8> {
+    serde_json::to_vec(fields).unwrap_or_else(|_| b"{}".to_vec())
+}
+
+/// A key of the stored JSON: borrowed from the text unless it has escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The fields of the stored JSON, in order, values left as raw text.
+struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+                    out.push((k, v));
+                }
+                Ok(Entries(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Applies field changes to the JSON text without building values: the untouched fields
+/// are copied as they are.
+pub(crate) fn patch_json(json: &[u8], changes: &[FieldChange]) -> Result<Vec<u8>, RecordError> {
+    let Entries(entries) = serde_json::from_slice(json)?;
+    let mut encoded: Vec<(&str, Option<Box<RawValue>>)> = Vec::with_capacity(changes.len());
+    for (key, value) in changes {
+        let raw = match value {
+            Some(v) => Some(serde_json::value::to_raw_value(v)?),
+            None => None,
+        };
+        encoded.push((key.as_str(), raw));
+    }
+    let mut out = Vec::with_capacity(json.len() + 16);
+    out.push(b'{');
+    let mut first = true;
+    let mut push = |out: &mut Vec<u8>, key: &str, raw: &str| -> Result<(), RecordError> {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, key)?;
+        out.push(b':');
+        out.extend_from_slice(raw.as_bytes());
+        Ok(())
+    };
+    for (key, raw) in &entries {
+        match encoded.iter().find(|(k, _)| *k == key.0) {
+            Some((_, Some(new))) => push(&mut out, &key.0, new.get())?,
+            Some((_, None)) => {}
+            None => push(&mut out, &key.0, raw.get())?,
+        }
+    }
+    for (key, new) in &encoded {
+        if let Some(new) = new {
+            if !entries.iter().any(|(k, _)| k.0 == *key) {
+                push(&mut out, key, new.get())?;
+            }
+        }
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn blob_round_trips_every_cookie_attribute() {
+        let cookie = SessionCookie {
+            original_max_age: Some(60_000),
+            expires: Some(123_456),
+            secure: Some(true),
+            http_only: false,
+            domain: Some(Arc::from("example.com")),
+            path: Arc::from("/app"),
+            same_site: Some(SameSite::None),
+            partitioned: Some(true),
+            priority: Some(Priority::High),
+            changed: false,
+        };
+        let mut fields = Fields::new();
+        fields.insert("views".into(), json!(3));
+        let blob = encode(&cookie, &fields_json(&fields));
+        let r = decode(&blob, 123_456).unwrap();
+        assert_eq!(r.cookie, cookie);
+        assert_eq!(r.fields, fields);
+        let plain = SessionCookie::default();
+        let blob = encode(&plain, b"{}");
+        assert_eq!(blob.len(), 4, "a default cookie costs two bytes");
+        assert_eq!(decode(&blob, 0).unwrap().cookie, plain);
+    }
+
+    #[test]
+    fn patch_json_changes_only_the_listed_keys() {
+        let json = br#"{"a":{"deep":[1,2,3]},"b":"x","c":1,"he said \"hi\"":"\u00e9"}"#;
+        let out = patch_json(
+            json,
+            &[
+                ("c".into(), Some(json!(2))),
+                ("b".into(), None),
+                ("d".into(), Some(json!(null))),
+            ],
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v,
+            json!({"a": {"deep": [1, 2, 3]}, "c": 2, "d": null, "he said \"hi\"": "é"})
+        );
+    }
+
+    #[test]
+    fn truncated_blob_is_an_error_not_a_panic() {
+        let blob = encode(
+            &SessionCookie {
+                original_max_age: Some(5),
+                ..SessionCookie::default()
+            },
+            b"{}",
+        );
+        for n in 0..blob.len() {
+            let _ = decode(&blob[..n], 0);
+        }
+    }
+}
