@@ -411,3 +411,55 @@ fn session_cookie_model_reads_express_fields() {
     assert!(c.http_only());
     assert_eq!(c.path(), "/");
 }
+
+#[tokio::test]
+async fn a_one_field_change_in_a_10_kb_session_writes_under_2_percent_of_its_bytes() {
+    #[derive(SessionData, Default)]
+    struct Big {
+        views: u64,
+        #[session(flatten)]
+        rest: Map<String, Value>,
+    }
+    async fn fill(mut s: Session<Big>) -> &'static str {
+        let chunk = "x".repeat(500);
+        for i in 0..20 {
+            s.rest
+                .insert(format!("field{i:02}"), json!({"text": chunk, "n": i}));
+        }
+        "filled"
+    }
+    async fn bump(mut s: Session<Big>) -> &'static str {
+        *s.views += 1;
+        "bumped"
+    }
+    let store = Recording::default();
+    let layer = SessionLayer::<Big>::new(Secret::new("keyboard cat").unwrap())
+        .with_store(store.clone())
+        .with_options(lean().max_age(Some(Duration::from_secs(3600))).unwrap());
+    let mut b = Browser::new(
+        Router::new()
+            .route("/fill", get(fill))
+            .route("/bump", get(bump))
+            .layer(layer),
+    );
+    let id = id_of(&b.get("/fill").await.set_cookie().unwrap());
+    b.get("/bump").await;
+    let record = store.record(&id).await.unwrap();
+    let record_bytes = record.to_json().len();
+    assert!(record_bytes >= 10_000, "{record_bytes}");
+    let patch = store.last_patch.lock().unwrap().clone().unwrap();
+    assert_eq!(patch.changes.len(), 1);
+    // What a store receives: the changed fields and the renewed cookie.
+    let cookie_bytes = Record {
+        cookie: patch.cookie.clone(),
+        fields: Default::default(),
+    }
+    .to_json()
+    .len();
+    let change_bytes = serde_json::to_vec(&patch.changes).unwrap().len();
+    let written = cookie_bytes + change_bytes;
+    assert!(
+        written * 100 <= record_bytes * 2,
+        "wrote {written} bytes of a {record_bytes}-byte record"
+    );
+}
