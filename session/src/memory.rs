@@ -161,12 +161,15 @@ impl MemoryStore {
         );
         f(&mut cfg);
         let fresh = Self::build(cfg.0, cfg.1, cfg.2);
-        // Carry existing sessions over; builders are normally called on an empty store.
-        for (i, shard) in self.inner.shards.iter().enumerate() {
-            let mut old = lock(shard);
-            let n = old.len();
-            lock(&fresh.inner.shards[i]).extend(old.drain());
-            fresh.inner.count.fetch_add(n, Ordering::Relaxed);
+        // Carry existing sessions over (builders are normally called on an empty store).
+        // The new store has its own hash seed, so every entry goes to its new shard.
+        for shard in &self.inner.shards {
+            let entries: Vec<(Box<str>, Stored)> = lock(shard).drain().collect();
+            for (id, stored) in entries {
+                if fresh.shard(&id).insert(id, stored).is_none() {
+                    fresh.inner.count.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
         fresh
     }

@@ -135,3 +135,19 @@ async fn concurrent_patches_of_different_fields_all_land() {
     let r = store.get("s").await.unwrap().unwrap();
     assert_eq!(r.fields.len(), 33);
 }
+
+#[tokio::test]
+async fn builders_keep_the_sessions_already_stored() {
+    let store = MemoryStore::default();
+    for i in 0..100 {
+        store.set(&format!("s{i}"), &record(Some(60_000), i)).await.unwrap();
+    }
+    let store = store
+        .with_default_ttl(Duration::from_secs(60))
+        .with_max_sessions(1000);
+    for i in 0..100 {
+        let r = store.get(&format!("s{i}")).await.unwrap();
+        assert_eq!(r.map(|r| r.fields["views"].clone()), Some(json!(i)), "s{i}");
+    }
+    assert_eq!(store.len().await.unwrap(), 100);
+}
