@@ -1,5 +1,6 @@
 //! The middleware: the whole request lifecycle in one place.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -21,7 +22,7 @@ use crate::cookie::find_cookie;
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
-use crate::record::Patch;
+use crate::record::{Patch, Record, apply_changes};
 use crate::session::{Phase, SessionError, SessionSlot, State};
 use crate::signing::{HmacSigner, Secrets, Signer};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
@@ -129,7 +130,18 @@ impl Ctx {
             .iter()
             .find_map(|secret| self.signer.unsign(signed, secret));
         match id {
-            Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id.to_owned()),
+            Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => {
+                let len = id.len();
+                Some(match value {
+                    // Reuse the decoded buffer: "s:" + id + "." + signature.
+                    Cow::Owned(mut buf) => {
+                        buf.truncate(2 + len);
+                        buf.drain(..2);
+                        buf
+                    }
+                    Cow::Borrowed(_) => id.to_owned(),
+                })
+            }
             Some(_) => {
                 tracing::info!("signed session id has an invalid length; starting a fresh session");
                 None
@@ -377,9 +389,9 @@ where
     let state = match loaded {
         Some(mut record) => {
             record.cookie.changed = false;
-            let id = cookie_id.clone().unwrap_or_default();
+            let id = cookie_id.unwrap_or_default();
             let resave = ctx.options.resave;
-            State::<T>::new(Arc::clone(&ctx), id, cookie_id, secure, genid_parts)
+            State::<T>::new(Arc::clone(&ctx), id, true, secure, genid_parts)
                 .with_record(record, !resave)
         }
         None => {
@@ -393,7 +405,13 @@ where
                     return Ok(error_response("could not create a session"));
                 }
             };
-            State::<T>::new(Arc::clone(&ctx), id, cookie_id, secure, genid_parts)
+            State::<T>::new(
+                Arc::clone(&ctx),
+                id,
+                cookie_id.is_some(),
+                secure,
+                genid_parts,
+            )
         }
     };
 
@@ -440,7 +458,7 @@ async fn finish<T: SessionData>(
     let opts = &ctx.options;
     match st.phase {
         Phase::Destroyed => {
-            if st.cookie_id.is_some() {
+            if st.had_cookie {
                 append_cookie(headers, st.cookie.render_clear(&opts.name));
             }
             return Ok(());
@@ -448,7 +466,7 @@ async fn finish<T: SessionData>(
         Phase::Unset => {
             if opts.unset == Unset::Destroy {
                 ctx.store.destroy(&st.id).await?;
-                if st.cookie_id.is_some() {
+                if st.had_cookie {
                     append_cookie(headers, st.cookie.render_clear(&opts.name));
                 }
             }
@@ -495,7 +513,14 @@ async fn finish<T: SessionData>(
                 set_cookie = false;
             }
         } else {
-            let record = st.whole_record(&changes)?;
+            // The state ends with this request: move the baseline instead of copying it.
+            st.baseline()?;
+            let mut fields = st.baseline.take().unwrap_or_default();
+            apply_changes(&mut fields, &changes);
+            let record = Record {
+                cookie: st.cookie.clone(),
+                fields,
+            };
             ctx.store.set(&st.id, &record).await?;
         }
     } else if st.in_store && !new_id && !st.saved_in_request {

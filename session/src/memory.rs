@@ -339,8 +339,20 @@ impl MemoryStore {
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
             return Ok(outcome);
         }
-        let (_, json) = blob::decode_cookie(&s.blob, s.deadline).map_err(StoreError::Corrupt)?;
+        let (stored, json) =
+            blob::decode_cookie(&s.blob, s.deadline).map_err(StoreError::Corrupt)?;
         s.blob = if patch.changes.is_empty() {
+            // A touch usually changes nothing but the expiry, which is the deadline:
+            // then only the deadline moves, without re-encoding.
+            let same = SessionCookie {
+                expires: patch.cookie.expires.map(|_| s.deadline),
+                changed: false,
+                ..patch.cookie.clone()
+            } == stored;
+            if same {
+                s.deadline = deadline;
+                return Ok(PatchOutcome::Applied);
+            }
             blob::encode(&patch.cookie, json)
         } else {
             let json = blob::patch_json(json, &patch.changes).map_err(StoreError::Corrupt)?;

@@ -55,8 +55,10 @@ pub(crate) enum Phase {
 pub(crate) struct State<T: SessionData> {
     pub(crate) ctx: Arc<Ctx>,
     pub(crate) id: String,
-    /// The id the request's (verified) cookie carried.
-    pub(crate) cookie_id: Option<String>,
+    /// The request carried a verified session cookie.
+    pub(crate) had_cookie: bool,
+    /// `id` is the id that cookie carried (not a new, regenerated or rotated one).
+    pub(crate) id_from_cookie: bool,
     /// The id changed in this request (regenerate, rotate_id): itself a modification.
     pub(crate) id_changed: bool,
     pub(crate) view: T::Tracked,
@@ -85,7 +87,7 @@ impl<T: SessionData> State<T> {
     pub(crate) fn new(
         ctx: Arc<Ctx>,
         id: String,
-        cookie_id: Option<String>,
+        had_cookie: bool,
         request_secure: bool,
         genid_parts: Option<Arc<Parts>>,
     ) -> Self {
@@ -95,7 +97,8 @@ impl<T: SessionData> State<T> {
             ctx,
             id_changed: false,
             id,
-            cookie_id,
+            had_cookie,
+            id_from_cookie: false,
             view: T::__fresh(),
             baseline: None,
             cookie,
@@ -110,9 +113,10 @@ impl<T: SessionData> State<T> {
         }
     }
 
-    /// Replaces data and cookie with a stored record (a load or a reload).
+    /// The session loaded from the store under the id the request's cookie carried.
     pub(crate) fn with_record(mut self, record: Record, saved_clean: bool) -> Self {
         self.replace_with(record, saved_clean);
+        self.id_from_cookie = true;
         self
     }
 
@@ -164,7 +168,7 @@ impl<T: SessionData> State<T> {
     }
 
     pub(crate) fn is_new_id(&self) -> bool {
-        self.cookie_id.as_deref() != Some(self.id.as_str())
+        !self.id_from_cookie
     }
 }
 
@@ -324,7 +328,7 @@ impl<T: SessionData> Session<T> {
         let fresh = State::new(
             Arc::clone(&st.ctx),
             new_id,
-            st.cookie_id.take(),
+            st.had_cookie,
             st.request_secure,
             st.genid_parts.take(),
         );
@@ -346,6 +350,7 @@ impl<T: SessionData> Session<T> {
         }
         st.id = new_id;
         st.id_changed = true;
+        st.id_from_cookie = false;
         st.in_store = false;
         st.saved_clean = false;
         st.phase = Phase::Active;

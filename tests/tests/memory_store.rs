@@ -140,7 +140,10 @@ async fn concurrent_patches_of_different_fields_all_land() {
 async fn builders_keep_the_sessions_already_stored() {
     let store = MemoryStore::default();
     for i in 0..100 {
-        store.set(&format!("s{i}"), &record(Some(60_000), i)).await.unwrap();
+        store
+            .set(&format!("s{i}"), &record(Some(60_000), i))
+            .await
+            .unwrap();
     }
     let store = store
         .with_default_ttl(Duration::from_secs(60))
