@@ -78,26 +78,7 @@ pub struct Container {
     pub fields: Vec<FieldModel>,
 }
 
-const TOP_KEYS: &[&str] = &[
-    "name",
-    "cookie",
-    "rolling",
-    "resave",
-    "save_uninitialized",
-    "unset",
-    "proxy",
-];
-const COOKIE_KEYS: &[&str] = &[
-    "max_age",
-    "expires",
-    "path",
-    "domain",
-    "http_only",
-    "secure",
-    "same_site",
-    "partitioned",
-    "priority",
-];
+use rules::{COOKIE_KEYS, TOP_KEYS};
 const FIELD_KEYS: &[&str] = &["rename", "skip", "flatten"];
 
 /// Parses the input. `Err` only when the shape itself is unusable (not a struct with

@@ -8,25 +8,14 @@ use crate::options::{ConfigError, SameSite, Secure, SessionOptions};
 use crate::rules;
 use crate::time;
 
-/// Option keys as written in the attribute; cookie keys may also be written
-/// `cookie.max_age`, `cookie_max_age`, `maxAge` and so on.
-const KEYS: &[&str] = &[
-    "name",
-    "rolling",
-    "resave",
-    "save_uninitialized",
-    "unset",
-    "proxy",
-    "max_age",
-    "expires",
-    "path",
-    "domain",
-    "http_only",
-    "secure",
-    "same_site",
-    "partitioned",
-    "priority",
-];
+/// Cookie keys may also be written `cookie.max_age`, `cookie_max_age`, `maxAge` and so on.
+fn known_keys() -> impl Iterator<Item = &'static str> {
+    rules::TOP_KEYS
+        .iter()
+        .chain(rules::COOKIE_KEYS)
+        .copied()
+        .filter(|k| *k != "cookie")
+}
 
 fn normalize(key: &str) -> String {
     let k: String = key
@@ -102,11 +91,12 @@ impl SessionOptions {
                 ));
             }
             _ => {
-                let suggestion = KEYS
+                let keys: Vec<&'static str> = known_keys().collect();
+                let suggestion = keys
                     .iter()
                     .copied()
                     .find(|k| normalize(k) == norm)
-                    .or_else(|| rules::closest(&norm, KEYS));
+                    .or_else(|| rules::closest(&norm, &keys));
                 return Err(ConfigError::UnknownOption {
                     key: key.to_owned(),
                     suggestion,

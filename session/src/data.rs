@@ -171,26 +171,6 @@ pub mod __private {
         })
     }
 
-    /// Inserts a field's encoded value into `out`.
-    pub fn encode_into<U: Serialize + DeserializeOwned>(
-        key: &str,
-        value: &U,
-        out: &mut Fields,
-    ) -> Result<(), EncodeError> {
-        FieldOps::<U>::new().encode_into(key, value, out)
-    }
-
-    /// Records a change if the (touched) field's value differs from the baseline.
-    pub fn diff_field<U: Serialize + DeserializeOwned>(
-        field: &Field<U>,
-        key: &str,
-        baseline: &Fields,
-        all: bool,
-        out: &mut Vec<FieldChange>,
-    ) -> Result<(), EncodeError> {
-        FieldOps::<U>::new().diff(field, key, baseline, all, out)
-    }
-
     /// The encode/decode functions of one field type. Generated code builds it once per
     /// field, so a type that is not `Serialize + Deserialize` gives one error, at the field.
     pub struct FieldOps<U> {
@@ -227,7 +207,7 @@ pub mod __private {
             (self.decode)(stored, key)
         }
 
-        /// See [`encode_into`].
+        /// Inserts the field's encoded value into `out`.
         pub fn encode_into(
             &self,
             key: &str,
@@ -238,7 +218,7 @@ pub mod __private {
             Ok(())
         }
 
-        /// See [`diff_field`].
+        /// Records a change if the (touched) field's value differs from the baseline.
         pub fn diff(
             &self,
             field: &Field<U>,
@@ -316,10 +296,14 @@ mod tests {
         *f += 0;
         assert!(f.is_touched());
         let mut out = Vec::new();
-        diff_field(&f, "views", &baseline, false, &mut out).unwrap();
+        field_ops::<u64>()
+            .diff(&f, "views", &baseline, false, &mut out)
+            .unwrap();
         assert!(out.is_empty());
         *f += 1;
-        diff_field(&f, "views", &baseline, false, &mut out).unwrap();
+        field_ops::<u64>()
+            .diff(&f, "views", &baseline, false, &mut out)
+            .unwrap();
         assert_eq!(out, vec![("views".to_owned(), Some(json!(4)))]);
     }
 
@@ -328,7 +312,9 @@ mod tests {
         let baseline = fields(json!({"views": 3}));
         let f = Field::__new(99u64);
         let mut out = Vec::new();
-        diff_field(&f, "views", &baseline, false, &mut out).unwrap();
+        field_ops::<u64>()
+            .diff(&f, "views", &baseline, false, &mut out)
+            .unwrap();
         assert!(out.is_empty());
     }
 

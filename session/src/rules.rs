@@ -121,6 +121,30 @@ pub fn check_cookie_domain(domain: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The options of `#[session(...)]` (and of configuration) outside `cookie(...)`.
+pub const TOP_KEYS: &[&str] = &[
+    "name",
+    "cookie",
+    "rolling",
+    "resave",
+    "save_uninitialized",
+    "unset",
+    "proxy",
+];
+
+/// The options inside `cookie(...)`.
+pub const COOKIE_KEYS: &[&str] = &[
+    "max_age",
+    "expires",
+    "path",
+    "domain",
+    "http_only",
+    "secure",
+    "same_site",
+    "partitioned",
+    "priority",
+];
+
 /// Accepted spellings of `same_site`.
 pub const SAME_SITE_VALUES: &[&str] = &["strict", "lax", "none", "auto"];
 /// Accepted spellings of `priority`.
