@@ -47,28 +47,56 @@ def session_cookie(port):
     return raw.split(";")[0] if raw else None
 
 
-def run_server(binary, kind, duration, connections):
+def start(binary, kind):
     proc = subprocess.Popen(["taskset", "-c", "0", binary, kind, "0"], stdout=subprocess.PIPE, text=True)
     port = int(proc.stdout.readline().split()[1])
-    rows = []
+    return proc, port
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2]
+
+
+def run_all(binary, duration, connections, rounds):
+    """All three servers run side by side (idle ones cost nothing); every scenario is
+    measured in `rounds` interleaved rounds, and the median round is reported, so that
+    a burst of noise on this shared machine hits one round of one server, not a column."""
+    servers = {kind: start(binary, kind) for kind in SERVERS}
     try:
-        cookie = session_cookie(port)
-        # Warm up the allocator and the code paths once.
-        wrk(f"http://127.0.0.1:{port}/", cookie, 2, connections)
+        cookies = {kind: session_cookie(port) for kind, (_, port) in servers.items()}
+        for kind, (_, port) in servers.items():
+            wrk(f"http://127.0.0.1:{port}/", cookies[kind], 2, connections)
+        rows = []
         for name, path, with_cookie, _ in SCENARIOS:
-            rss_before = status_kb(proc.pid, "VmRSS")
-            t0 = cpu_ticks(proc.pid)
-            n, rps, p50, p99, bad = wrk(f"http://127.0.0.1:{port}{path}", cookie if with_cookie else None, duration, connections)
-            cpu_us = (cpu_ticks(proc.pid) - t0) / CLK_TCK * 1e6 / n
-            rss_after = status_kb(proc.pid, "VmRSS")
-            per_session = (rss_after - rss_before) * 1024 / n if name == "B" and kind != "bare" else None
-            rows.append(dict(server=kind, scenario=name, requests=n, rps=rps, p50=p50, p99=p99, cpu_us=cpu_us, bad=bad, per_session=per_session))
-        peak = status_kb(proc.pid, "VmHWM")
-        for r in rows:
-            r["peak_rss_mb"] = peak / 1024
+            samples = {kind: [] for kind in SERVERS}
+            grown = {kind: [0, 0] for kind in SERVERS}
+            for _ in range(rounds):
+                for kind, (proc, port) in servers.items():
+                    rss_before = status_kb(proc.pid, "VmRSS")
+                    t0 = cpu_ticks(proc.pid)
+                    n, rps, p50, p99, bad = wrk(f"http://127.0.0.1:{port}{path}", cookies[kind] if with_cookie else None, duration, connections)
+                    cpu_us = (cpu_ticks(proc.pid) - t0) / CLK_TCK * 1e6 / n
+                    grown[kind][0] += (status_kb(proc.pid, "VmRSS") - rss_before) * 1024
+                    grown[kind][1] += n
+                    samples[kind].append(dict(rps=rps, p50=p50, p99=p99, cpu_us=cpu_us, bad=bad))
+            for kind in SERVERS:
+                s = samples[kind]
+                row = dict(server=kind, scenario=name,
+                           rps=median([x["rps"] for x in s]), p50=median([x["p50"] for x in s]),
+                           p99=median([x["p99"] for x in s]), cpu_us=median([x["cpu_us"] for x in s]),
+                           cpu_all=[x["cpu_us"] for x in s], bad=sum(x["bad"] for x in s),
+                           per_session=grown[kind][0] / grown[kind][1] if name == "B" and kind != "bare" else None)
+                rows.append(row)
+        for kind, (proc, _) in servers.items():
+            peak = status_kb(proc.pid, "VmHWM")
+            for r in rows:
+                if r["server"] == kind:
+                    r["peak_rss_mb"] = peak / 1024
     finally:
-        proc.kill()
-        proc.wait()
+        for proc, _ in servers.values():
+            proc.kill()
+            proc.wait()
     return rows
 
 
@@ -77,14 +105,13 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out")
     a = ap.parse_args()
-    rows = []
-    for kind in SERVERS:
-        rows += run_server(a.server, kind, a.duration, a.connections)
+    rows = run_all(a.server, a.duration, a.connections, a.rounds)
     bare = {r["scenario"]: r for r in rows if r["server"] == "bare"}
     lines = [
-        "| scenario | server | req/s | p50 µs | p99 µs | server CPU µs/req | added over bare µs | p99 vs bare | non-2xx | peak RSS MB | bytes/stored session |",
+        "| scenario | server | req/s | p50 µs | p99 µs | server CPU µs/req (rounds) | added over bare µs | p99 vs bare | non-2xx | peak RSS MB | bytes/stored session |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, _, _, desc in SCENARIOS:
@@ -93,7 +120,7 @@ def main():
             added = "—" if r["server"] == "bare" else f"{r['cpu_us'] - b['cpu_us']:+.2f}"
             per = "—" if r["per_session"] is None else f"{r['per_session']:.0f}"
             lines.append(
-                f"| {name}: {desc} | {r['server']} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {r['cpu_us']:.2f} | "
+                f"| {name}: {desc} | {r['server']} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {r['cpu_us']:.2f} ({' / '.join(f'{c:.1f}' for c in r['cpu_all'])}) | "
                 f"{added} | {r['p99'] / b['p99']:.2f}× | {r['bad']} | "
                 f"{r['peak_rss_mb']:.1f} | {per} |"
             )
@@ -104,8 +131,9 @@ def main():
         with open(a.out, "w") as f:
             f.write(f"""# Load benchmark results
 
-One run of `bash bench/run.sh` (DURATION={a.duration} s per scenario, {a.connections} connections,
-wrk with 1 thread pinned to core 1, the server pinned to core 0), {datetime.date.today()}, on {cpu}
+One run of `bash bench/run.sh` ({a.rounds} interleaved rounds of DURATION={a.duration} s per
+server and scenario, medians reported; {a.connections} connections, wrk with 1 thread pinned
+to core 1, the servers pinned to core 0), {datetime.date.today()}, on {cpu}
 ({os.cpu_count()} cores, {platform.system()} {platform.release()}).
 
 Each server serves express-session's "views" demo, configured alike: no resave, no saving

@@ -256,15 +256,21 @@ impl SessionCookie {
 /// JavaScript's `encodeURIComponent`, appended to `out`.
 pub(crate) fn encode_uri_component(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(char::from(b));
-        } else {
+    let keep = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b);
+    let mut rest = s;
+    // Copy the runs that need no escaping whole.
+    while let Some(at) = rest.bytes().position(|b| !keep(b)) {
+        out.push_str(&rest[..at]);
+        // The escaped character, byte by byte (all of a multi-byte character).
+        let len = rest[at..].chars().next().map_or(1, char::len_utf8);
+        for &b in &rest.as_bytes()[at..at + len] {
             out.push('%');
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 15)]));
         }
+        rest = &rest[at + len..];
     }
+    out.push_str(rest);
 }
 
 /// JavaScript's `decodeURIComponent`: `None` on a malformed escape or invalid UTF-8.
@@ -291,7 +297,68 @@ fn decode_uri_component(s: &[u8]) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-fn trim(mut b: &[u8]) -> &[u8] {
+/// Finds the value of cookie `name` in the request's `Cookie` headers the way the
+/// `cookie` package parses them: pairs split on `;`, names and values trimmed, the
+/// FIRST occurrence wins, surrounding quotes stripped, URL-decoded only when the value
+/// holds a `%` (a malformed escape leaves the value raw). A value that is not UTF-8 is
+/// ignored (it cannot be a signed session id).
+pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    for header in headers.get_all(COOKIE) {
+        let bytes = header.as_bytes();
+        let mut from = 0;
+        // Jump between occurrences of the name (a fast substring search) instead of
+        // splitting every pair; the first occurrence that is a whole pair name wins,
+        // which is the first pair with that name.
+        while let Some(found) = find_bytes(&bytes[from..], name.as_bytes()) {
+            let at = from + found;
+            from = at + 1;
+            let before = trim_end(&bytes[..at]);
+            if !(before.is_empty() || before.ends_with(b";")) {
+                continue;
+            }
+            let after = trim_start(&bytes[at + name.len()..]);
+            let Some(rest) = after.strip_prefix(b"=") else {
+                continue;
+            };
+            let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+            return value_of(trim(&rest[..end]));
+        }
+    }
+    None
+}
+
+fn value_of(mut value: &[u8]) -> Option<Cow<'_, str>> {
+    if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
+        value = &value[1..value.len() - 1];
+    }
+    if value.contains(&b'%') {
+        if let Some(decoded) = decode_uri_component(value) {
+            return Some(Cow::Owned(decoded));
+        }
+    }
+    std::str::from_utf8(value).ok().map(Cow::Borrowed)
+}
+
+fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || needle.len() > haystack.len() {
+        return None;
+    }
+    let first = needle[0];
+    let mut i = 0;
+    while let Some(p) = haystack[i..=haystack.len() - needle.len()]
+        .iter()
+        .position(|&b| b == first)
+    {
+        let at = i + p;
+        if &haystack[at..at + needle.len()] == needle {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+fn trim_start(mut b: &[u8]) -> &[u8] {
     while let [first, rest @ ..] = b {
         if first.is_ascii_whitespace() {
             b = rest;
@@ -299,6 +366,10 @@ fn trim(mut b: &[u8]) -> &[u8] {
             break;
         }
     }
+    b
+}
+
+fn trim_end(mut b: &[u8]) -> &[u8] {
     while let [rest @ .., last] = b {
         if last.is_ascii_whitespace() {
             b = rest;
@@ -309,34 +380,8 @@ fn trim(mut b: &[u8]) -> &[u8] {
     b
 }
 
-/// Finds the value of cookie `name` in the request's `Cookie` headers the way the
-/// `cookie` package parses them: pairs split on `;`, names and values trimmed, the
-/// FIRST occurrence wins, surrounding quotes stripped, URL-decoded only when the value
-/// holds a `%` (a malformed escape leaves the value raw). A value that is not UTF-8 is
-/// ignored (it cannot be a signed session id).
-pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
-    let name = name.as_bytes();
-    for header in headers.get_all(COOKIE) {
-        for pair in header.as_bytes().split(|&b| b == b';') {
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            if trim(&pair[..eq]) != name {
-                continue;
-            }
-            let mut value = trim(&pair[eq + 1..]);
-            if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
-                value = &value[1..value.len() - 1];
-            }
-            if value.contains(&b'%') {
-                if let Some(decoded) = decode_uri_component(value) {
-                    return Some(Cow::Owned(decoded));
-                }
-            }
-            return std::str::from_utf8(value).ok().map(Cow::Borrowed);
-        }
-    }
-    None
+fn trim(b: &[u8]) -> &[u8] {
+    trim_end(trim_start(b))
 }
 
 #[cfg(test)]
@@ -357,6 +402,16 @@ mod tests {
         let mut s = String::new();
         encode_uri_component("s:abc.Bp/x+y=%é -_.!~*'()", &mut s);
         assert_eq!(s, "s%3Aabc.Bp%2Fx%2By%3D%25%C3%A9%20-_.!~*'()");
+    }
+
+    #[test]
+    fn a_name_inside_another_name_or_a_value_is_not_the_cookie() {
+        let h = headers(&["xconnect.sid=1; a=connect.sid=2; connect.sidx=3; connect.sid =4"]);
+        assert_eq!(find_cookie(&h, "connect.sid").as_deref(), Some("4"));
+        let h = headers(&["connect.sid"]);
+        assert_eq!(find_cookie(&h, "connect.sid"), None);
+        let h = headers(&["connect.sid;connect.sid=5"]);
+        assert_eq!(find_cookie(&h, "connect.sid").as_deref(), Some("5"));
     }
 
     #[test]

@@ -261,9 +261,11 @@ impl MemoryStore {
     }
 
     fn shard(&self, id: &str) -> MutexGuard<'_, Shard> {
-        // The top bits pick the shard; the map uses the low bits.
+        // hashbrown takes the bucket from the low bits and its 7-bit tag from the top
+        // bits of the same hash: pick the shard from bits neither uses, or every key of
+        // a shard would share part of its tag (more false matches) or its buckets.
         let h = self.inner.hash.hash_one(id);
-        lock(&self.inner.shards[(h >> 60) as usize % SHARDS])
+        lock(&self.inner.shards[((h >> 32) as usize) % SHARDS])
     }
 
     fn deadline(&self, cookie: &SessionCookie, now: i64) -> i64 {
@@ -299,14 +301,14 @@ impl MemoryStore {
         }
         let blob = blob::encode(&record.cookie, &blob::fields_json(&record.fields));
         let mut stored = Stored { deadline, blob };
-        {
-            let mut shard = self.shard(id);
-            if let Some(s) = shard.get_mut(id) {
-                *s = stored;
-                return;
-            }
-        }
         if let Some(max) = self.inner.max_sessions {
+            {
+                let mut shard = self.shard(id);
+                if let Some(s) = shard.get_mut(id) {
+                    *s = stored;
+                    return;
+                }
+            }
             self.make_room(max, now);
         }
         let mut shard = self.shard(id);
