@@ -22,7 +22,7 @@ use crate::cookie::find_cookie;
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
-use crate::record::{Patch, Record, apply_changes};
+use crate::record::Patch;
 use crate::session::{Phase, SessionError, SessionSlot, State};
 use crate::signing::{HmacSigner, Secrets, Signer};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
@@ -513,14 +513,7 @@ async fn finish<T: SessionData>(
                 set_cookie = false;
             }
         } else {
-            // The state ends with this request: move the baseline instead of copying it.
-            st.baseline()?;
-            let mut fields = st.baseline.take().unwrap_or_default();
-            apply_changes(&mut fields, &changes);
-            let record = Record {
-                cookie: st.cookie.clone(),
-                fields,
-            };
+            let record = st.take_whole_record(&changes)?;
             ctx.store.set(&st.id, &record).await?;
         }
     } else if st.in_store && !new_id && !st.saved_in_request {

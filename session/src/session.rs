@@ -14,7 +14,7 @@ use http::request::Parts;
 use crate::cookie::SessionCookie;
 use crate::data::{EncodeError, SessionData};
 use crate::layer::Ctx;
-use crate::record::{Fields, Patch, Record, apply_changes};
+use crate::record::{FieldChange, Fields, Patch, Record, apply_changes};
 use crate::store::{PatchOutcome, StoreError};
 
 /// An error from a session operation.
@@ -130,16 +130,28 @@ impl<T: SessionData> State<T> {
     }
 
     /// The whole record as it would be stored now: the baseline with `changes` applied.
-    pub(crate) fn whole_record(
+    pub(crate) fn whole_record(&mut self, changes: &[FieldChange]) -> Result<Record, SessionError> {
+        let fields = self.baseline()?.clone();
+        Ok(self.record_from(fields, changes))
+    }
+
+    /// [`State::whole_record`] for the end of the request, when the state is not used
+    /// again: the baseline is moved into the record instead of copied.
+    pub(crate) fn take_whole_record(
         &mut self,
-        changes: &[(String, Option<serde_json::Value>)],
+        changes: &[FieldChange],
     ) -> Result<Record, SessionError> {
-        let mut fields = self.baseline()?.clone();
+        self.baseline()?;
+        let fields = self.baseline.take().unwrap_or_default();
+        Ok(self.record_from(fields, changes))
+    }
+
+    fn record_from(&self, mut fields: Fields, changes: &[FieldChange]) -> Record {
         apply_changes(&mut fields, changes);
-        Ok(Record {
+        Record {
             cookie: self.cookie.clone(),
             fields,
-        })
+        }
     }
 
     pub(crate) fn baseline(&mut self) -> Result<&Fields, SessionError> {
@@ -152,9 +164,7 @@ impl<T: SessionData> State<T> {
     }
 
     /// The changed fields against the baseline.
-    pub(crate) fn changes(
-        &mut self,
-    ) -> Result<Vec<(String, Option<serde_json::Value>)>, SessionError> {
+    pub(crate) fn changes(&mut self) -> Result<Vec<FieldChange>, SessionError> {
         let mut out = Vec::new();
         self.baseline()?;
         if let Some(b) = &self.baseline {
