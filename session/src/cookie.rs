@@ -286,7 +286,7 @@ fn decode_uri_component(s: &[u8]) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut rest = s;
     // Copy the runs between escapes whole.
-    while let Some(at) = rest.iter().position(|&b| b == b'%') {
+    while let Some(at) = memchr::memchr(b'%', rest) {
         out.extend_from_slice(&rest[..at]);
         let hi = hex(*rest.get(at + 1)?)?;
         let lo = hex(*rest.get(at + 2)?)?;
@@ -303,13 +303,16 @@ fn decode_uri_component(s: &[u8]) -> Option<String> {
 /// holds a `%` (a malformed escape leaves the value raw). A value that is not UTF-8 is
 /// ignored (it cannot be a signed session id).
 pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    if name.is_empty() {
+        return None;
+    }
     for header in headers.get_all(COOKIE) {
         let bytes = header.as_bytes();
         let mut from = 0;
         // Jump between occurrences of the name (a fast substring search) instead of
         // splitting every pair; the first occurrence that is a whole pair name wins,
         // which is the first pair with that name.
-        while let Some(found) = find_bytes(&bytes[from..], name.as_bytes()) {
+        while let Some(found) = find_name(&bytes[from..], name.as_bytes()) {
             let at = from + found;
             from = at + 1;
             let before = trim_end(&bytes[..at]);
@@ -320,7 +323,7 @@ pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<
             let Some(rest) = after.strip_prefix(b"=") else {
                 continue;
             };
-            let end = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
             return value_of(trim(&rest[..end]));
         }
     }
@@ -331,7 +334,7 @@ fn value_of(mut value: &[u8]) -> Option<Cow<'_, str>> {
     if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
         value = &value[1..value.len() - 1];
     }
-    if value.contains(&b'%') {
+    if memchr::memchr(b'%', value).is_some() {
         if let Some(decoded) = decode_uri_component(value) {
             return Some(Cow::Owned(decoded));
         }
@@ -339,21 +342,17 @@ fn value_of(mut value: &[u8]) -> Option<Cow<'_, str>> {
     std::str::from_utf8(value).ok().map(Cow::Borrowed)
 }
 
-fn find_bytes(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || needle.len() > haystack.len() {
-        return None;
-    }
-    let first = needle[0];
-    let mut i = 0;
-    while let Some(p) = haystack[i..=haystack.len() - needle.len()]
-        .iter()
-        .position(|&b| b == first)
-    {
-        let at = i + p;
-        if &haystack[at..at + needle.len()] == needle {
+/// The first occurrence of `name` (not empty) in `haystack`: a SIMD scan for its first
+/// byte, then a comparison (`memmem` costs more to set up than a Cookie header to scan).
+fn find_name(haystack: &[u8], name: &[u8]) -> Option<usize> {
+    let (&first, _) = name.split_first()?;
+    let mut from = 0;
+    while let Some(p) = memchr::memchr(first, &haystack[from..]) {
+        let at = from + p;
+        if haystack[at..].starts_with(name) {
             return Some(at);
         }
-        i = at + 1;
+        from = at + 1;
     }
     None
 }

@@ -24,7 +24,7 @@ use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
 use crate::record::Patch;
 use crate::session::{Phase, SessionError, SessionSlot, State};
-use crate::signing::{HmacSigner, Secrets, Signer};
+use crate::signing::{HmacSigner, Secrets, Signer, unsign_remembered};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
 use crate::time;
 
@@ -86,6 +86,9 @@ pub(crate) struct Ctx {
     pub(crate) secrets: Secrets,
     pub(crate) options: SessionOptions,
     pub(crate) genid: Option<Arc<GenId>>,
+    /// The signer is the default [`HmacSigner`], whose verified values may be remembered
+    /// (a custom signer may, for example, expire signatures).
+    pub(crate) default_signer: bool,
 }
 
 impl Ctx {
@@ -125,10 +128,13 @@ impl Ctx {
             );
             return None;
         };
-        let id = self
-            .secrets
-            .iter()
-            .find_map(|secret| self.signer.unsign(signed, secret));
+        let id = if self.default_signer {
+            unsign_remembered(&self.secrets, signed)
+        } else {
+            self.secrets
+                .iter()
+                .find_map(|secret| self.signer.unsign(signed, secret))
+        };
         match id {
             Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => {
                 let len = id.len();
@@ -211,6 +217,7 @@ impl<T: SessionData> SessionLayer<T> {
                 secrets: secrets.into(),
                 options: T::options(),
                 genid: None,
+                default_signer: true,
             }),
             _data: PhantomData,
         }
@@ -230,7 +237,9 @@ impl<T> SessionLayer<T> {
 
     /// Uses a custom cookie [`Signer`] (express's `signature` option).
     pub fn with_signer(mut self, signer: impl Signer) -> Self {
-        self.ctx_mut().signer = Arc::new(signer);
+        let ctx = self.ctx_mut();
+        ctx.signer = Arc::new(signer);
+        ctx.default_signer = false;
         self
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::cookie::SessionCookie;
 use crate::memory_blob as blob;
-use crate::record::{Patch, Record};
+use crate::record::{FieldChange, Patch, Record};
 use crate::store::{PatchOutcome, SessionStore, StoreError};
 use crate::time;
 
@@ -323,10 +323,17 @@ impl MemoryStore {
         }
     }
 
-    fn patch_now(&self, id: &str, patch: &Patch) -> Result<PatchOutcome, StoreError> {
+    /// A patch, and with no changes a touch: under the shard lock, so concurrent
+    /// patches of different fields all survive.
+    fn patch_now(
+        &self,
+        id: &str,
+        cookie: &SessionCookie,
+        changes: &[FieldChange],
+    ) -> Result<PatchOutcome, StoreError> {
         let now = time::now_ms();
         self.maybe_sweep_step(now);
-        let deadline = self.deadline(&patch.cookie, now);
+        let deadline = self.deadline(cookie, now);
         let mut shard = self.shard(id);
         let Some(s) = shard.get_mut(id) else {
             return Ok(PatchOutcome::Missing);
@@ -341,24 +348,18 @@ impl MemoryStore {
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
             return Ok(outcome);
         }
-        let (stored, json) =
-            blob::decode_cookie(&s.blob, s.deadline).map_err(StoreError::Corrupt)?;
-        s.blob = if patch.changes.is_empty() {
+        if changes.is_empty() && blob::cookie_matches(&s.blob, cookie) {
             // A touch usually changes nothing but the expiry, which is the deadline:
             // then only the deadline moves, without re-encoding.
-            let same = SessionCookie {
-                expires: patch.cookie.expires.map(|_| s.deadline),
-                changed: false,
-                ..patch.cookie.clone()
-            } == stored;
-            if same {
-                s.deadline = deadline;
-                return Ok(PatchOutcome::Applied);
-            }
-            blob::encode(&patch.cookie, json)
+            s.deadline = deadline;
+            return Ok(PatchOutcome::Applied);
+        }
+        let (_, json) = blob::decode_cookie(&s.blob, s.deadline).map_err(StoreError::Corrupt)?;
+        s.blob = if changes.is_empty() {
+            blob::encode(cookie, json)
         } else {
-            let json = blob::patch_json(json, &patch.changes).map_err(StoreError::Corrupt)?;
-            blob::encode(&patch.cookie, &json)
+            let json = blob::patch_json(json, changes).map_err(StoreError::Corrupt)?;
+            blob::encode(cookie, &json)
         };
         s.deadline = deadline;
         Ok(PatchOutcome::Applied)
@@ -396,7 +397,7 @@ impl SessionStore for MemoryStore {
         id: &str,
         patch: &Patch,
     ) -> impl Future<Output = Result<PatchOutcome, StoreError>> + Send {
-        std::future::ready(self.patch_now(id, patch))
+        std::future::ready(self.patch_now(id, &patch.cookie, &patch.changes))
     }
 
     fn destroy(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
@@ -409,11 +410,7 @@ impl SessionStore for MemoryStore {
         id: &str,
         cookie: &SessionCookie,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        let patch = Patch {
-            cookie: cookie.clone(),
-            changes: Vec::new(),
-        };
-        std::future::ready(self.patch_now(id, &patch).map(|_| ()))
+        std::future::ready(self.patch_now(id, cookie, &[]).map(|_| ()))
     }
 
     fn len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {

@@ -24,10 +24,8 @@ const EXPIRES: u8 = 1 << 6;
 const DOMAIN: u8 = 1 << 7;
 const PATH_NOT_ROOT: u8 = 1 << 4; // in the second byte
 
-/// Encodes `cookie` + `fields` JSON into one allocation. `expires`, when set, is the
-/// entry's deadline and is not repeated here.
-pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(2 + 8 + fields_json.len());
+/// The two flag bytes that start every blob.
+fn head_bytes(cookie: &SessionCookie) -> [u8; 2] {
     let mut flags = 0u8;
     if cookie.http_only {
         flags |= HTTP_ONLY;
@@ -64,24 +62,55 @@ pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
     } else {
         PATH_NOT_ROOT
     };
-    out.push(flags);
-    out.push(same_site | (priority << 2) | path_not_root);
+    [flags, same_site | (priority << 2) | path_not_root]
+}
+
+/// The texts stored after the flag bytes: the domain, then a path other than `/`.
+fn head_texts(cookie: &SessionCookie) -> impl Iterator<Item = &[u8]> {
+    let path = (&*cookie.path != "/").then_some(cookie.path.as_bytes());
+    let domain = cookie.domain.as_deref().map(str::as_bytes);
+    domain
+        .into_iter()
+        .chain(path)
+        .map(|t| &t[..t.len().min(usize::from(u16::MAX))])
+}
+
+/// Encodes `cookie` + `fields` JSON into one allocation. `expires`, when set, is the
+/// entry's deadline and is not repeated here.
+pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(2 + 8 + fields_json.len());
+    out.extend_from_slice(&head_bytes(cookie));
     if let Some(age) = cookie.original_max_age {
         out.extend_from_slice(&age.to_le_bytes());
     }
-    for text in [
-        cookie.domain.as_deref(),
-        (path_not_root != 0).then_some(&*cookie.path),
-    ]
-    .into_iter()
-    .flatten()
-    {
+    for text in head_texts(cookie) {
         let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&text.as_bytes()[..usize::from(len)]);
+        out.extend_from_slice(text);
     }
     out.extend_from_slice(fields_json);
     out.into_boxed_slice()
+}
+
+/// Whether `blob` stores exactly `cookie` (its expiry being the entry's deadline), so a
+/// touch only has to move the deadline. Compares bytes; allocates nothing.
+pub(crate) fn cookie_matches(blob: &[u8], cookie: &SessionCookie) -> bool {
+    let mut r = Reader(blob);
+    let Ok(head) = r.take(2) else {
+        return false;
+    };
+    if head != head_bytes(cookie) {
+        return false;
+    }
+    if let Some(age) = cookie.original_max_age {
+        if r.take(8).ok() != Some(&age.to_le_bytes()[..]) {
+            return false;
+        }
+    }
+    head_texts(cookie).all(|text| {
+        let len = u16::try_from(text.len()).unwrap_or(u16::MAX).to_le_bytes();
+        r.take(2).ok() == Some(&len[..]) && r.take(text.len()).ok() == Some(text)
+    })
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -307,6 +336,81 @@ mod tests {
             v,
             json!({"a": {"deep": [1, 2, 3]}, "c": 2, "d": null, "he said \"hi\"": "é"})
         );
+    }
+
+    #[test]
+    fn cookie_matches_exactly_the_encoded_cookie() {
+        let base = SessionCookie {
+            original_max_age: Some(60_000),
+            expires: Some(1),
+            domain: Some(Arc::from("example.com")),
+            path: Arc::from("/app"),
+            ..SessionCookie::default()
+        };
+        let variants = [
+            base.clone(),
+            SessionCookie::default(),
+            SessionCookie {
+                original_max_age: Some(60_001),
+                ..base.clone()
+            },
+            SessionCookie {
+                original_max_age: None,
+                expires: None,
+                ..base.clone()
+            },
+            SessionCookie {
+                domain: Some(Arc::from("example.org")),
+                ..base.clone()
+            },
+            SessionCookie {
+                domain: None,
+                ..base.clone()
+            },
+            SessionCookie {
+                path: Arc::from("/apq"),
+                ..base.clone()
+            },
+            SessionCookie {
+                path: Arc::from("/app/x"),
+                ..base.clone()
+            },
+            SessionCookie {
+                secure: Some(true),
+                ..base.clone()
+            },
+            SessionCookie {
+                http_only: false,
+                ..base.clone()
+            },
+            SessionCookie {
+                same_site: Some(SameSite::Strict),
+                ..base.clone()
+            },
+            SessionCookie {
+                priority: Some(Priority::Low),
+                ..base.clone()
+            },
+            SessionCookie {
+                partitioned: Some(false),
+                ..base.clone()
+            },
+        ];
+        for (i, a) in variants.iter().enumerate() {
+            let blob = encode(a, br#"{"views":1}"#);
+            for (j, b) in variants.iter().enumerate() {
+                assert_eq!(cookie_matches(&blob, b), i == j, "{i} against {j}");
+            }
+            // The expiry lives in the deadline: another instant still matches.
+            let later = SessionCookie {
+                expires: a.expires.map(|e| e + 1000),
+                ..a.clone()
+            };
+            assert!(cookie_matches(&blob, &later));
+            for n in 0..blob.len().min(24) {
+                let _ = cookie_matches(&blob[..n], a);
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Cookie signing, byte-compatible with `cookie-signature` as used by express-session:
 //! `value + "." + base64(HMAC-SHA256(secret, value))` with the `=` padding removed.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -83,7 +85,12 @@ impl fmt::Debug for Secret {
 /// # Ok::<(), tessera::ConfigError>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct Secrets(Arc<[Secret]>);
+pub struct Secrets {
+    list: Arc<[Secret]>,
+    // Names this list in the per-thread cache of verified cookies: unique per list built,
+    // shared by its clones (which verify exactly the same cookies).
+    id: u64,
+}
 
 impl Secrets {
     /// Builds the list; fails when it is empty.
@@ -92,23 +99,31 @@ impl Secrets {
         if list.is_empty() {
             return Err(ConfigError::NoSecrets);
         }
-        Ok(Self(list.into()))
+        Ok(Self::from_list(list.into()))
+    }
+
+    fn from_list(list: Arc<[Secret]>) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self {
+            list,
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+        }
     }
 
     /// The secret that signs new cookies.
     pub fn signing(&self) -> &Secret {
         // `new` guarantees at least one element.
-        &self.0[0]
+        &self.list[0]
     }
 
     /// All secrets, in the order they are tried when verifying.
     pub fn iter(&self) -> impl Iterator<Item = &Secret> {
-        self.0.iter()
+        self.list.iter()
     }
 
     /// How many secrets there are (at least one).
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.list.len()
     }
 
     /// Always false: a `Secrets` holds at least one secret.
@@ -119,7 +134,7 @@ impl Secrets {
 
 impl From<Secret> for Secrets {
     fn from(secret: Secret) -> Self {
-        Self(Arc::from(vec![secret]))
+        Self::from_list(Arc::from(vec![secret]))
     }
 }
 
@@ -178,6 +193,124 @@ impl Signer for HmacSigner {
     }
 }
 
+/// Verifies `signed` with [`HmacSigner`] against every secret of `secrets`, remembering
+/// the values that verified.
+///
+/// HMAC verification is the largest fixed cost of a request with a session, and a browser
+/// sends the same signed value on every request. Each thread keeps the last values it
+/// verified (512 direct-mapped slots of at most 95 bytes, about 52 KB per thread): a value
+/// that is byte-for-byte equal to one that verified under the same `Secrets` verifies
+/// again without the HMAC. Only values that verified are ever stored, so a forged value
+/// can never match; slots are picked by a hash keyed with a per-process random seed, and
+/// the comparison runs in constant time over the whole value, so the cache reveals no
+/// part of a stored value. Rotating secrets means a new `Secrets`, which matches nothing
+/// stored under the old one.
+pub(crate) fn unsign_remembered<'a>(secrets: &Secrets, signed: &'a str) -> Option<&'a str> {
+    if verified::contains(secrets.id, signed.as_bytes()) {
+        return signed.rfind('.').map(|dot| &signed[..dot]);
+    }
+    let value = secrets
+        .iter()
+        .find_map(|secret| HmacSigner.unsign(signed, secret))?;
+    verified::insert(secrets.id, signed.as_bytes());
+    Some(value)
+}
+
+mod verified {
+    use super::*;
+
+    const SLOTS: usize = 512;
+    const MAX_LEN: usize = 95;
+
+    #[derive(Clone, Copy)]
+    struct Slot {
+        /// The `Secrets::id` the value verified under; 0 marks an empty slot.
+        owner: u64,
+        len: u8,
+        bytes: [u8; MAX_LEN],
+    }
+
+    const EMPTY: Slot = Slot {
+        owner: 0,
+        len: 0,
+        bytes: [0; MAX_LEN],
+    };
+
+    thread_local! {
+        static SLOTS_OF_THREAD: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn seed() -> u64 {
+        static SEED: OnceLock<u64> = OnceLock::new();
+        *SEED.get_or_init(|| {
+            let mut b = [0u8; 8];
+            // Without OS randomness the slots are predictable, which only lets a client
+            // evict entries (costing an HMAC), never match one.
+            let _ = getrandom::fill(&mut b);
+            u64::from_le_bytes(b)
+        })
+    }
+
+    fn slot_of(owner: u64, value: &[u8]) -> usize {
+        let mut h = seed() ^ owner.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut chunks = value.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+        let mut w = [0u8; 8];
+        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w) ^ value.len() as u64)
+            .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        ((h ^ (h >> 33)) as usize) % SLOTS
+    }
+
+    /// Equal lengths and equal bytes, looking at every byte whatever differs.
+    fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        std::hint::black_box(diff) == 0
+    }
+
+    pub(super) fn contains(owner: u64, value: &[u8]) -> bool {
+        if value.len() > MAX_LEN {
+            return false;
+        }
+        let at = slot_of(owner, value);
+        SLOTS_OF_THREAD.with(|slots| {
+            let slots = slots.borrow();
+            slots.get(at).is_some_and(|s| {
+                s.owner == owner && constant_time_eq(&s.bytes[..usize::from(s.len)], value)
+            })
+        })
+    }
+
+    pub(super) fn insert(owner: u64, value: &[u8]) {
+        let Ok(len) = u8::try_from(value.len()) else {
+            return;
+        };
+        if value.len() > MAX_LEN {
+            return;
+        }
+        let at = slot_of(owner, value);
+        SLOTS_OF_THREAD.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if slots.is_empty() {
+                slots.resize(SLOTS, EMPTY);
+            }
+            let slot = &mut slots[at];
+            slot.owner = owner;
+            slot.len = len;
+            slot.bytes[..value.len()].copy_from_slice(value);
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +363,63 @@ mod tests {
         assert!(signed.ends_with('U'));
         let bent = format!("{}V", &signed[..signed.len() - 1]);
         assert_eq!(HmacSigner.unsign(&bent, &s), None);
+    }
+
+    #[test]
+    fn remembered_values_still_reject_every_tampered_character() {
+        let secrets = Secrets::from(secret("keyboard cat"));
+        let signed = HmacSigner.sign("0123456789abcdefghijklmnopqrstuv", secrets.signing());
+        for _ in 0..2 {
+            // The second round is answered from the cache.
+            assert_eq!(
+                unsign_remembered(&secrets, &signed),
+                Some("0123456789abcdefghijklmnopqrstuv")
+            );
+        }
+        let bytes = signed.as_bytes();
+        for i in 0..bytes.len() {
+            let mut t = bytes.to_vec();
+            t[i] = if t[i] == b'A' { b'B' } else { b'A' };
+            let t = String::from_utf8(t).unwrap();
+            assert_eq!(
+                unsign_remembered(&secrets, &t),
+                None,
+                "tampered at {i}: {t}"
+            );
+        }
+        assert_eq!(
+            unsign_remembered(&secrets, &signed[..signed.len() - 1]),
+            None
+        );
+        assert_eq!(unsign_remembered(&secrets, &format!("{signed}A")), None);
+    }
+
+    #[test]
+    fn a_value_remembered_under_one_secret_list_does_not_verify_under_another() {
+        let old = Secrets::from(secret("old secret"));
+        let new = Secrets::from(secret("new secret"));
+        let signed = HmacSigner.sign("some-id", old.signing());
+        assert_eq!(unsign_remembered(&old, &signed), Some("some-id"));
+        assert_eq!(unsign_remembered(&new, &signed), None);
+        // A rotation list that still holds the old secret accepts it.
+        let rotated = Secrets::new([secret("new secret"), secret("old secret")]).unwrap();
+        assert_eq!(unsign_remembered(&rotated, &signed), Some("some-id"));
+    }
+
+    #[test]
+    fn evicted_and_long_values_fall_back_to_the_hmac() {
+        let secrets = Secrets::from(secret("keyboard cat"));
+        // Far more values than slots: most are evicted, all still verify.
+        let signed: Vec<String> = (0..3000)
+            .map(|i| HmacSigner.sign(&format!("id-{i:06}"), secrets.signing()))
+            .collect();
+        for s in signed.iter().chain(signed.iter()) {
+            assert!(unsign_remembered(&secrets, s).is_some());
+        }
+        let long_id = "x".repeat(200);
+        let long = HmacSigner.sign(&long_id, secrets.signing());
+        assert_eq!(unsign_remembered(&secrets, &long), Some(long_id.as_str()));
+        assert_eq!(unsign_remembered(&secrets, &long), Some(long_id.as_str()));
     }
 
     #[test]

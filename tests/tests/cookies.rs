@@ -266,3 +266,61 @@ async fn expired_session_gets_a_new_id() {
     assert_ne!(id_of(&r.set_cookie().unwrap()), first);
     assert!(store.inner.get(&first).await.unwrap().is_none());
 }
+
+/// A signer that can revoke every signature it made (say, a signing key held elsewhere).
+#[derive(Clone, Default)]
+struct Revocable {
+    revoked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    verifications: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tessera::Signer for Revocable {
+    fn sign(&self, value: &str, secret: &Secret) -> String {
+        tessera::HmacSigner.sign(value, secret)
+    }
+    fn unsign<'a>(&self, signed: &'a str, secret: &Secret) -> Option<&'a str> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
+        if self.revoked.load(Ordering::SeqCst) {
+            return None;
+        }
+        tessera::HmacSigner.unsign(signed, secret)
+    }
+}
+
+#[tokio::test]
+async fn custom_signer_verifies_every_request_so_it_can_revoke_a_cookie() {
+    let signer = Revocable::default();
+    let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+        .with_store(Recording::default())
+        .with_signer(signer.clone());
+    let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
+    assert_eq!(b.get("/").await.body, "1");
+    assert_eq!(b.get("/").await.body, "2");
+    assert_eq!(b.get("/").await.body, "3");
+    assert_eq!(signer.verifications.load(Ordering::SeqCst), 2);
+    signer.revoked.store(true, Ordering::SeqCst);
+    assert_eq!(
+        b.get("/").await.body,
+        "1",
+        "a revoked cookie starts a fresh session"
+    );
+}
+
+#[tokio::test]
+async fn a_remembered_cookie_stops_verifying_when_the_secret_changes() {
+    let store = Recording::default();
+    let layer = |secret: &str| {
+        SessionLayer::<Visit>::new(Secret::new(secret).unwrap()).with_store(store.clone())
+    };
+    let old = Router::new()
+        .route("/", get(bump))
+        .layer(layer("old secret"));
+    let mut b = Browser::new(old);
+    assert_eq!(b.get("/").await.body, "1");
+    assert_eq!(b.get("/").await.body, "2");
+    // The same browser and store behind a layer with another secret.
+    b.app = Router::new()
+        .route("/", get(bump))
+        .layer(layer("new secret"));
+    assert_eq!(b.get("/").await.body, "1");
+}

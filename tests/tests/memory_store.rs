@@ -137,6 +137,33 @@ async fn concurrent_patches_of_different_fields_all_land() {
 }
 
 #[tokio::test]
+async fn touch_with_a_changed_cookie_stores_the_new_cookie_and_keeps_fields() {
+    let store = MemoryStore::default();
+    let r = record(Some(60_000), 7);
+    store.set("t", &r).await.unwrap();
+    // The same cookie: only the expiry moves.
+    let mut same = r.cookie.clone();
+    same.set_max_age(Some(std::time::Duration::from_secs(60)));
+    store.touch("t", &same).await.unwrap();
+    let got = store.get("t").await.unwrap().unwrap();
+    assert_eq!(got.fields, r.fields);
+    assert_eq!(
+        got.cookie.original_max_age_ms(),
+        r.cookie.original_max_age_ms()
+    );
+    // Different attributes are stored.
+    let mut changed = same.clone();
+    changed.set_max_age(Some(std::time::Duration::from_secs(120)));
+    store.touch("t", &changed).await.unwrap();
+    let got = store.get("t").await.unwrap().unwrap();
+    assert_eq!(got.fields, r.fields);
+    assert_eq!(got.cookie.original_max_age_ms(), Some(120_000));
+    // Touching a missing session does not create it.
+    store.touch("missing", &changed).await.unwrap();
+    assert!(store.get("missing").await.unwrap().is_none());
+}
+
+#[tokio::test]
 async fn builders_keep_the_sessions_already_stored() {
     let store = MemoryStore::default();
     for i in 0..100 {
