@@ -256,10 +256,24 @@ impl SessionCookie {
 /// JavaScript's `encodeURIComponent`, appended to `out`.
 pub(crate) fn encode_uri_component(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let keep = |b: u8| b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b);
+    // The bytes encodeURIComponent leaves alone, as a table (one load per byte).
+    const KEEP: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            let c = b as u8;
+            t[b] = c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+                );
+            b += 1;
+        }
+        t
+    };
     let mut rest = s;
     // Copy the runs that need no escaping whole.
-    while let Some(at) = rest.bytes().position(|b| !keep(b)) {
+    while let Some(at) = rest.bytes().position(|b| !KEEP[usize::from(b)]) {
         out.push_str(&rest[..at]);
         // The escaped character, byte by byte (all of a multi-byte character).
         let len = rest[at..].chars().next().map_or(1, char::len_utf8);

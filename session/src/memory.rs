@@ -14,7 +14,7 @@ use crate::record::{FieldChange, Patch, Record};
 use crate::store::{PatchOutcome, SessionStore, StoreError};
 use crate::time;
 
-const SHARDS: usize = 64;
+const SHARDS: usize = 256;
 
 /// A fast seeded hash for session ids. Ids are chosen by the server (random, or by the
 /// application's `genid`) and a looked-up id must carry a valid signature, so clients
@@ -185,7 +185,7 @@ impl MemoryStore {
         self.rebuild(|c| c.1 = Some(max.max(1)))
     }
 
-    /// How often a sweep step runs (each step sweeps one of the 64 shards).
+    /// How often a sweep step runs (each step sweeps one of the 256 shards).
     pub fn with_sweep_interval(self, every: Duration) -> Self {
         self.rebuild(|c| c.2 = (time::duration_ms(every) / SHARDS as i64).max(1))
     }
