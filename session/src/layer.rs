@@ -371,7 +371,7 @@ where
 
     let loaded = match &cookie_id {
         None => None,
-        Some(id) => match ctx.store.get(id).await {
+        Some(id) => match time::lend(now, || ctx.store.get(id)).await {
             Ok(Some(record)) if record.cookie.expires.is_some_and(|e| e <= now) => {
                 tracing::warn!("store returned an expired session; starting a fresh session");
                 None
@@ -395,32 +395,35 @@ where
     };
 
     let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(&req)));
-    let state = match loaded {
+    let state: Result<State<T>, SessionError> = time::lend(now, || match loaded {
         Some(mut record) => {
             record.cookie.changed = false;
             let id = cookie_id.unwrap_or_default();
             let resave = ctx.options.resave;
-            State::<T>::new(Arc::clone(&ctx), id, true, secure, genid_parts)
-                .with_record(record, !resave)
+            Ok(
+                State::<T>::new(Arc::clone(&ctx), id, true, secure, genid_parts)
+                    .with_record(record, !resave),
+            )
         }
         None => {
-            let id = match ctx.generate_id(genid_parts.as_deref()) {
-                Ok(id) => id,
-                Err(error) => {
-                    tracing::error!(
-                        error = &error as &dyn std::error::Error,
-                        "could not create a session"
-                    );
-                    return Ok(error_response("could not create a session"));
-                }
-            };
-            State::<T>::new(
+            let id = ctx.generate_id(genid_parts.as_deref())?;
+            Ok(State::<T>::new(
                 Arc::clone(&ctx),
                 id,
                 cookie_id.is_some(),
                 secure,
                 genid_parts,
-            )
+            ))
+        }
+    });
+    let state = match state {
+        Ok(state) => state,
+        Err(error) => {
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "could not create a session"
+            );
+            return Ok(error_response("could not create a session"));
         }
     };
 
@@ -485,6 +488,8 @@ async fn finish<T: SessionData>(
     }
 
     let changes = st.changes()?;
+    // One clock read for the cookie's renewal and the store call.
+    let now = time::now_ms();
     // The flag is per request: clear it before the cookie is handed to the store.
     let cookie_changed = st.cookie_changed || std::mem::take(&mut st.cookie.changed);
     let modified = st.modified || !changes.is_empty() || st.id_changed;
@@ -501,7 +506,7 @@ async fn finish<T: SessionData>(
         tracing::debug!("not sending a Secure session cookie in reply to an insecure request");
         set_cookie = false;
     }
-    st.cookie.touch();
+    time::lend(now, || st.cookie.touch());
 
     let should_save = if !opts.save_uninitialized && !st.in_store && new_id {
         modified
@@ -515,7 +520,7 @@ async fn finish<T: SessionData>(
                 cookie: st.cookie.clone(),
                 changes,
             };
-            if ctx.store.patch(&st.id, &patch).await? == PatchOutcome::Missing {
+            if time::lend(now, || ctx.store.patch(&st.id, &patch)).await? == PatchOutcome::Missing {
                 tracing::info!(
                     "session was destroyed or expired during the request; not recreating it"
                 );
@@ -523,10 +528,10 @@ async fn finish<T: SessionData>(
             }
         } else {
             let record = st.take_whole_record(&changes)?;
-            ctx.store.set(&st.id, &record).await?;
+            time::lend(now, || ctx.store.set(&st.id, &record)).await?;
         }
     } else if st.in_store && !new_id && !st.saved_in_request {
-        ctx.store.touch(&st.id, &st.cookie).await?;
+        time::lend(now, || ctx.store.touch(&st.id, &st.cookie)).await?;
     }
 
     if set_cookie {

@@ -358,8 +358,7 @@ impl MemoryStore {
         s.blob = if changes.is_empty() {
             blob::encode(cookie, json)
         } else {
-            let json = blob::patch_json(json, changes).map_err(StoreError::Corrupt)?;
-            blob::encode(cookie, &json)
+            blob::encode_patched(cookie, json, changes).map_err(StoreError::Corrupt)?
         };
         s.deadline = deadline;
         Ok(PatchOutcome::Applied)

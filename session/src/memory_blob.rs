@@ -78,7 +78,17 @@ fn head_texts(cookie: &SessionCookie) -> impl Iterator<Item = &[u8]> {
 /// Encodes `cookie` + `fields` JSON into one allocation. `expires`, when set, is the
 /// entry's deadline and is not repeated here.
 pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(2 + 8 + fields_json.len());
+    let mut out = Vec::with_capacity(HEAD_RESERVE + fields_json.len());
+    encode_head(cookie, &mut out);
+    out.extend_from_slice(fields_json);
+    out.into_boxed_slice()
+}
+
+/// Room for the cookie part of a blob with a root path and no domain.
+const HEAD_RESERVE: usize = 2 + 8;
+
+/// Writes the cookie part of a blob.
+fn encode_head(cookie: &SessionCookie, out: &mut Vec<u8>) {
     out.extend_from_slice(&head_bytes(cookie));
     if let Some(age) = cookie.original_max_age {
         out.extend_from_slice(&age.to_le_bytes());
@@ -88,8 +98,18 @@ pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
         out.extend_from_slice(&len.to_le_bytes());
         out.extend_from_slice(text);
     }
-    out.extend_from_slice(fields_json);
-    out.into_boxed_slice()
+}
+
+/// A new blob: `cookie`, then the fields JSON `json` with `changes` applied.
+pub(crate) fn encode_patched(
+    cookie: &SessionCookie,
+    json: &[u8],
+    changes: &[FieldChange],
+) -> Result<Box<[u8]>, RecordError> {
+    let mut out = Vec::with_capacity(HEAD_RESERVE + json.len() + 32 * changes.len());
+    encode_head(cookie, &mut out);
+    patch_json_into(json, changes, &mut out)?;
+    Ok(out.into_boxed_slice())
 }
 
 /// Whether `blob` stores exactly `cookie` (its expiry being the entry's deadline), so a
@@ -247,45 +267,63 @@ impl<'de> Deserialize<'de> for Entries<'de> {
 
 /// Applies field changes to the JSON text without building values: the untouched fields
 /// are copied as they are.
+#[cfg(test)]
 pub(crate) fn patch_json(json: &[u8], changes: &[FieldChange]) -> Result<Vec<u8>, RecordError> {
-    let Entries(entries) = serde_json::from_slice(json)?;
-    let mut encoded: Vec<(&str, Option<Box<RawValue>>)> = Vec::with_capacity(changes.len());
-    for (key, value) in changes {
-        let raw = match value {
-            Some(v) => Some(serde_json::value::to_raw_value(v)?),
-            None => None,
-        };
-        encoded.push((key.as_str(), raw));
-    }
     let mut out = Vec::with_capacity(json.len() + 16);
+    patch_json_into(json, changes, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the fields JSON `json` with `changes` applied to `out`: the untouched fields
+/// are copied as text, the changed values are written straight from their `Value`s.
+fn patch_json_into(
+    json: &[u8],
+    changes: &[FieldChange],
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    let Entries(entries) = serde_json::from_slice(json)?;
     out.push(b'{');
     let mut first = true;
-    let mut push = |out: &mut Vec<u8>, key: &str, raw: &str| -> Result<(), RecordError> {
+    let mut comma = |out: &mut Vec<u8>| {
         if !first {
             out.push(b',');
         }
         first = false;
-        serde_json::to_writer(&mut *out, key)?;
-        out.push(b':');
-        out.extend_from_slice(raw.as_bytes());
-        Ok(())
     };
     for (key, raw) in &entries {
-        match encoded.iter().find(|(k, _)| *k == key.0) {
-            Some((_, Some(new))) => push(&mut out, &key.0, new.get())?,
-            Some((_, None)) => {}
-            None => push(&mut out, &key.0, raw.get())?,
+        let value = match changes.iter().find(|(k, _)| *k == key.0) {
+            Some((_, None)) => continue,
+            Some((_, Some(new))) => Some(new),
+            None => None,
+        };
+        comma(out);
+        match &key.0 {
+            // Borrowed means the key had no escapes: its text is the key itself.
+            Cow::Borrowed(k) => {
+                out.push(b'"');
+                out.extend_from_slice(k.as_bytes());
+                out.push(b'"');
+            }
+            Cow::Owned(k) => serde_json::to_writer(&mut *out, k)?,
+        }
+        out.push(b':');
+        match value {
+            Some(new) => serde_json::to_writer(&mut *out, new)?,
+            None => out.extend_from_slice(raw.get().as_bytes()),
         }
     }
-    for (key, new) in &encoded {
+    for (key, new) in changes {
         if let Some(new) = new {
             if !entries.iter().any(|(k, _)| k.0 == *key) {
-                push(&mut out, key, new.get())?;
+                comma(out);
+                serde_json::to_writer(&mut *out, key)?;
+                out.push(b':');
+                serde_json::to_writer(&mut *out, new)?;
             }
         }
     }
     out.push(b'}');
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

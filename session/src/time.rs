@@ -2,10 +2,38 @@
 //! express-session writes (`Date#toUTCString` for `Expires`, `Date#toJSON` for the
 //! stored record). Written by hand to keep the dependency tree small.
 
+use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch, like JavaScript's `Date.now()`.
+thread_local! {
+    /// The instant lent by [`lend`] to the code running inside it on this thread.
+    static LENT: Cell<Option<i64>> = const { Cell::new(None) };
+}
+
+/// Milliseconds since the Unix epoch, like JavaScript's `Date.now()`; inside [`lend`],
+/// the lent instant.
 pub(crate) fn now_ms() -> i64 {
+    match LENT.with(Cell::get) {
+        Some(now) => now,
+        None => clock_ms(),
+    }
+}
+
+/// Runs `f` with [`now_ms`] answering `now` on this thread, so that one step of a request
+/// (loading, or persisting, including the synchronous part of the store call) reads the
+/// clock once instead of at every layer. Restored on return and on unwind.
+pub(crate) fn lend<R>(now: i64, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<i64>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            LENT.with(|lent| lent.set(self.0));
+        }
+    }
+    let _restore = Restore(LENT.with(|lent| lent.replace(Some(now))));
+    f()
+}
+
+fn clock_ms() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
@@ -213,6 +241,17 @@ pub(crate) fn parse_iso_date(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lend_answers_the_lent_instant_inside_and_the_clock_after_even_on_unwind() {
+        let before = now_ms();
+        assert_eq!(lend(42, now_ms), 42);
+        assert_eq!(lend(1, || lend(2, now_ms) + now_ms()), 3);
+        assert!(now_ms() >= before, "the clock is back");
+        let unwound = std::panic::catch_unwind(|| lend(7, || panic!("inside")));
+        assert!(unwound.is_err());
+        assert!(now_ms() >= before, "restored on unwind");
+    }
 
     #[test]
     fn http_date_matches_to_utc_string() {

@@ -57,7 +57,8 @@ async fn sweeping_happens_as_the_store_is_written() {
     }
     tokio::time::sleep(Duration::from_millis(30)).await;
     // Each write past the interval sweeps one shard; writing for a while sweeps them all.
-    for i in 0..100 {
+    // (256 shards: more writes than shards, each at least one step apart.)
+    for i in 0..300 {
         store
             .set(&format!("new{i}"), &record(Some(60_000), i))
             .await
@@ -65,8 +66,8 @@ async fn sweeping_happens_as_the_store_is_written() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let ids = store.ids().await.unwrap();
-    assert_eq!(ids.len(), 100);
-    assert!(format!("{store:?}").contains("sessions: 100"), "{store:?}");
+    assert_eq!(ids.len(), 300);
+    assert!(format!("{store:?}").contains("sessions: 300"), "{store:?}");
 }
 
 #[tokio::test]
