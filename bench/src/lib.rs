@@ -33,12 +33,17 @@ impl std::str::FromStr for Kind {
 }
 
 /// `GET /` increments `views`; `GET /read` only reads it.
+///
+/// The router is prepared with `with_state(())`, as `axum::serve` does, so that its routes
+/// (and their layers) are built once instead of on every call: in-process benchmarks then
+/// measure what a served request costs.
 pub fn app(kind: Kind) -> Router {
-    match kind {
+    let app = match kind {
         Kind::Bare => bare::app(),
         Kind::Tessera => with_tessera::app(),
         Kind::TowerSessions => with_tower_sessions::app(),
-    }
+    };
+    app.with_state(())
 }
 
 mod bare {

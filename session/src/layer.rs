@@ -14,7 +14,6 @@ use http::header::SET_COOKIE;
 use http::request::Parts;
 use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use tokio::sync::Mutex;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -23,7 +22,7 @@ use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
 use crate::record::Patch;
-use crate::session::{Phase, SessionError, SessionSlot, State};
+use crate::session::{Phase, SessionError, SessionSlot, State, take_state};
 use crate::signing::{HmacSigner, Secrets, Signer, unsign_remembered};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
 use crate::time;
@@ -427,11 +426,11 @@ where
         }
     };
 
-    let slot = Arc::new(Mutex::new(state));
+    let slot = Arc::new(std::sync::Mutex::new(Some(state)));
     req.extensions_mut().insert(SessionSlot(Arc::clone(&slot)));
     let mut response = inner.call(req).await?;
 
-    let Ok(mut state) = slot.try_lock() else {
+    let Some(mut state) = take_state(&slot) else {
         tracing::error!(
             "the session is still held after the handler returned (moved into a spawned task?); \
              this request's session changes were not saved"

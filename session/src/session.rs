@@ -2,9 +2,7 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
-
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
@@ -182,7 +180,19 @@ impl<T: SessionData> State<T> {
     }
 }
 
-pub(crate) type Slot<T> = Arc<Mutex<State<T>>>;
+/// Where the state waits while no [`Session`] holds it: the layer puts it there, the
+/// extractor takes it out, and the `Session` puts it back when dropped.
+pub(crate) type Slot<T> = Arc<Mutex<Option<State<T>>>>;
+
+fn lock_slot<T: SessionData>(slot: &Slot<T>) -> MutexGuard<'_, Option<State<T>>> {
+    // Nothing panics while the lock is held (it only moves the state in or out).
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Takes the state out of its slot: `None` while a `Session` still holds it.
+pub(crate) fn take_state<T: SessionData>(slot: &Slot<T>) -> Option<State<T>> {
+    lock_slot(slot).take()
+}
 
 /// Request extension through which the layer lends the state to the extractor.
 pub(crate) struct SessionSlot<T: SessionData>(pub(crate) Slot<T>);
@@ -232,7 +242,17 @@ impl IntoResponse for SessionRejection {
 /// }
 /// ```
 pub struct Session<T: SessionData> {
-    guard: OwnedMutexGuard<State<T>>,
+    /// Always `Some` until the session is dropped and the state goes home.
+    state: Option<State<T>>,
+    home: Slot<T>,
+}
+
+impl<T: SessionData> Drop for Session<T> {
+    fn drop(&mut self) {
+        if let Some(state) = self.state.take() {
+            *lock_slot(&self.home) = Some(state);
+        }
+    }
 }
 
 impl<T: SessionData> fmt::Debug for Session<T> {
@@ -268,19 +288,26 @@ impl<T: SessionData, S: Send + Sync> OptionalFromRequestParts<S> for Session<T> 
 }
 
 fn take<T: SessionData>(slot: &Slot<T>) -> Result<Session<T>, SessionRejection> {
-    let guard = Arc::clone(slot)
-        .try_lock_owned()
-        .map_err(|_| SessionRejection::AlreadyExtracted)?;
-    Ok(Session { guard })
+    let state = take_state(slot).ok_or(SessionRejection::AlreadyExtracted)?;
+    Ok(Session {
+        state: Some(state),
+        home: Arc::clone(slot),
+    })
 }
 
 impl<T: SessionData> Session<T> {
     fn st(&self) -> &State<T> {
-        &self.guard
+        match &self.state {
+            Some(state) => state,
+            None => unreachable!("a Session gives its state back only when dropped"),
+        }
     }
 
     fn st_mut(&mut self) -> &mut State<T> {
-        &mut self.guard
+        match &mut self.state {
+            Some(state) => state,
+            None => unreachable!("a Session gives its state back only when dropped"),
+        }
     }
 
     /// The session id (express's `req.sessionID`).

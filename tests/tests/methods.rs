@@ -463,3 +463,73 @@ async fn a_one_field_change_in_a_10_kb_session_writes_under_2_percent_of_its_byt
         "wrote {written} bytes of a {record_bytes}-byte record"
     );
 }
+
+fn extraction_app(store: Recording) -> Router {
+    async fn twice(_a: Session<Shop>, _b: Session<Shop>) -> &'static str {
+        "unreachable: the second extraction is rejected"
+    }
+    async fn one_after_another(request: axum::extract::Request) -> String {
+        use axum::extract::FromRequestParts;
+        let (mut parts, _body) = request.into_parts();
+        {
+            let mut first = Session::<Shop>::from_request_parts(&mut parts, &())
+                .await
+                .unwrap();
+            *first.views += 10;
+        }
+        let mut second = Session::<Shop>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        *second.views += 1;
+        second.views.to_string()
+    }
+    async fn kept_past_the_handler(mut s: Session<Shop>) -> &'static str {
+        *s.views += 1;
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(s);
+        });
+        "returned without the session"
+    }
+    let layer = SessionLayer::<Shop>::new(Secret::new("keyboard cat").unwrap())
+        .with_store(store)
+        .with_options(lean());
+    Router::new()
+        .route("/twice", get(twice))
+        .route("/sequential", get(one_after_another))
+        .route("/kept", get(kept_past_the_handler))
+        .layer(layer)
+}
+
+#[tokio::test]
+async fn extracting_the_session_twice_at_once_is_rejected_not_deadlocked() {
+    let mut b = Browser::new(extraction_app(Recording::default()));
+    let r = tokio::time::timeout(Duration::from_secs(5), b.get("/twice"))
+        .await
+        .expect("no deadlock");
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("already extracted"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_session_extracted_again_after_the_first_is_dropped_sees_its_changes() {
+    let store = Recording::default();
+    let mut b = Browser::new(extraction_app(store.clone()));
+    let r = b.get("/sequential").await;
+    assert_eq!(r.body, "11");
+    let id = id_of(&r.set_cookie().expect("the changed session is saved"));
+    assert_eq!(store.record(&id).await.unwrap().fields["views"], json!(11));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_kept_past_the_handler_is_a_500_and_nothing_is_saved() {
+    let store = Recording::default();
+    let mut b = Browser::new(extraction_app(store.clone()));
+    let r = b.get("/kept").await;
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body, "session still in use");
+    assert!(r.set_cookie().is_none());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.calls.snapshot().1, 0, "no set");
+    assert_eq!(store.calls.snapshot().2, 0, "no patch");
+}
