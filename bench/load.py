@@ -58,21 +58,25 @@ def median(xs):
     return xs[len(xs) // 2]
 
 
-def run_all(binary, duration, connections, rounds):
+def run_all(binary, duration, connections, rounds, scenarios):
     """All three servers run side by side (idle ones cost nothing); every scenario is
-    measured in `rounds` interleaved rounds, and the median round is reported, so that
-    a burst of noise on this shared machine hits one round of one server, not a column."""
+    measured in `rounds` interleaved rounds (the order of the servers rotating from round
+    to round), and the median round is reported, so that a burst of noise on this shared
+    machine hits one round of one server, not a column."""
     servers = {kind: start(binary, kind) for kind in SERVERS}
     try:
         cookies = {kind: session_cookie(port) for kind, (_, port) in servers.items()}
         for kind, (_, port) in servers.items():
             wrk(f"http://127.0.0.1:{port}/", cookies[kind], 2, connections)
         rows = []
-        for name, path, with_cookie, _ in SCENARIOS:
+        for name, path, with_cookie, _ in (s for s in SCENARIOS if s[0] in scenarios):
             samples = {kind: [] for kind in SERVERS}
             grown = {kind: [0, 0] for kind in SERVERS}
-            for _ in range(rounds):
-                for kind, (proc, port) in servers.items():
+            for round_no in range(rounds):
+                # Rotate the order every round, so no server always runs first or last.
+                order = SERVERS[round_no % len(SERVERS):] + SERVERS[:round_no % len(SERVERS)]
+                for kind in order:
+                    proc, port = servers[kind]
                     rss_before = status_kb(proc.pid, "VmRSS")
                     t0 = cpu_ticks(proc.pid)
                     n, rps, p50, p99, bad = wrk(f"http://127.0.0.1:{port}{path}", cookies[kind] if with_cookie else None, duration, connections)
@@ -106,15 +110,18 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--scenarios", default="A,A-read,B", help="comma-separated subset, for a quick look")
     ap.add_argument("--out")
     a = ap.parse_args()
-    rows = run_all(a.server, a.duration, a.connections, a.rounds)
+    rows = run_all(a.server, a.duration, a.connections, a.rounds, a.scenarios.split(","))
     bare = {r["scenario"]: r for r in rows if r["server"] == "bare"}
     lines = [
         "| scenario | server | req/s | p50 µs | p99 µs | server CPU µs/req (rounds) | added over bare µs | p99 vs bare | non-2xx | peak RSS MB | bytes/stored session |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, _, _, desc in SCENARIOS:
+        if name not in bare:
+            continue
         for r in (r for r in rows if r["scenario"] == name):
             b = bare[name]
             added = "—" if r["server"] == "bare" else f"{r['cpu_us'] - b['cpu_us']:+.2f}"
