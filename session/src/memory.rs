@@ -274,7 +274,7 @@ impl MemoryStore {
             .unwrap_or_else(|| now.saturating_add(self.inner.default_ttl_ms))
     }
 
-    fn get_now(&self, id: &str) -> Result<Option<Record>, StoreError> {
+    pub(crate) fn get_now(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let now = time::now_ms();
         let mut shard = self.shard(id);
         match shard.get(id) {
@@ -290,7 +290,7 @@ impl MemoryStore {
         }
     }
 
-    fn set_now(&self, id: &str, record: &Record) {
+    pub(crate) fn set_now(&self, id: &str, record: &Record) {
         let now = time::now_ms();
         self.maybe_sweep_step(now);
         let deadline = self.deadline(&record.cookie, now);
@@ -325,7 +325,7 @@ impl MemoryStore {
 
     /// A patch, and with no changes a touch: under the shard lock, so concurrent
     /// patches of different fields all survive.
-    fn patch_now(
+    pub(crate) fn patch_now(
         &self,
         id: &str,
         cookie: &SessionCookie,
@@ -364,7 +364,7 @@ impl MemoryStore {
         Ok(PatchOutcome::Applied)
     }
 
-    fn destroy_now(&self, id: &str) {
+    pub(crate) fn destroy_now(&self, id: &str) {
         if self.shard(id).remove(id).is_some() {
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
         }

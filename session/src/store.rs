@@ -1,11 +1,14 @@
 //! The store trait: records, patches and expiry, nothing about HTTP.
 
+use std::any::Any;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use crate::cookie::SessionCookie;
+use crate::memory::MemoryStore;
 use crate::record::{Patch, Record, RecordError};
 
 /// A boxed error from a store's backend.
@@ -166,29 +169,80 @@ impl<S: SessionStore> SessionStore for Arc<S> {
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// A store call in flight: already answered (the built-in [`MemoryStore`] answers while
+/// it is called, so nothing is boxed), or a boxed future of any other store.
+///
+/// [`MemoryStore`]: crate::MemoryStore
+pub(crate) enum StoreFut<'a, T> {
+    Answered(Option<Result<T, StoreError>>),
+    Pending(BoxFut<'a, T>),
+}
+
+impl<T: Unpin> Future for StoreFut<'_, T> {
+    type Output = Result<T, StoreError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            StoreFut::Answered(answer) => Poll::Ready(answer.take().unwrap_or(Err(
+                StoreError::Unsupported("polling a finished store call"),
+            ))),
+            StoreFut::Pending(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
 /// The object-safe face of [`SessionStore`] that the layer keeps behind an `Arc`.
 pub(crate) trait DynStore: Send + Sync + 'static {
-    fn get<'a>(&'a self, id: &'a str) -> BoxFut<'a, Option<Record>>;
-    fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> BoxFut<'a, ()>;
-    fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> BoxFut<'a, PatchOutcome>;
-    fn destroy<'a>(&'a self, id: &'a str) -> BoxFut<'a, ()>;
-    fn touch<'a>(&'a self, id: &'a str, cookie: &'a SessionCookie) -> BoxFut<'a, ()>;
+    fn get<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Record>>;
+    fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> StoreFut<'a, ()>;
+    fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> StoreFut<'a, PatchOutcome>;
+    fn destroy<'a>(&'a self, id: &'a str) -> StoreFut<'a, ()>;
+    fn touch<'a>(&'a self, id: &'a str, cookie: &'a SessionCookie) -> StoreFut<'a, ()>;
+}
+
+/// The store as the built-in `MemoryStore`, if it is one (a type comparison the compiler
+/// resolves per store type).
+fn as_memory<S: SessionStore>(store: &S) -> Option<&MemoryStore> {
+    (store as &dyn Any).downcast_ref::<MemoryStore>()
 }
 
 impl<S: SessionStore> DynStore for S {
-    fn get<'a>(&'a self, id: &'a str) -> BoxFut<'a, Option<Record>> {
-        Box::pin(SessionStore::get(self, id))
+    fn get<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Record>> {
+        match as_memory(self) {
+            Some(memory) => StoreFut::Answered(Some(memory.get_now(id))),
+            None => StoreFut::Pending(Box::pin(SessionStore::get(self, id))),
+        }
     }
-    fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> BoxFut<'a, ()> {
-        Box::pin(SessionStore::set(self, id, record))
+    fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> StoreFut<'a, ()> {
+        match as_memory(self) {
+            Some(memory) => {
+                memory.set_now(id, record);
+                StoreFut::Answered(Some(Ok(())))
+            }
+            None => StoreFut::Pending(Box::pin(SessionStore::set(self, id, record))),
+        }
     }
-    fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> BoxFut<'a, PatchOutcome> {
-        Box::pin(SessionStore::patch(self, id, patch))
+    fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> StoreFut<'a, PatchOutcome> {
+        match as_memory(self) {
+            Some(memory) => {
+                StoreFut::Answered(Some(memory.patch_now(id, &patch.cookie, &patch.changes)))
+            }
+            None => StoreFut::Pending(Box::pin(SessionStore::patch(self, id, patch))),
+        }
     }
-    fn destroy<'a>(&'a self, id: &'a str) -> BoxFut<'a, ()> {
-        Box::pin(SessionStore::destroy(self, id))
+    fn destroy<'a>(&'a self, id: &'a str) -> StoreFut<'a, ()> {
+        match as_memory(self) {
+            Some(memory) => {
+                memory.destroy_now(id);
+                StoreFut::Answered(Some(Ok(())))
+            }
+            None => StoreFut::Pending(Box::pin(SessionStore::destroy(self, id))),
+        }
     }
-    fn touch<'a>(&'a self, id: &'a str, cookie: &'a SessionCookie) -> BoxFut<'a, ()> {
-        Box::pin(SessionStore::touch(self, id, cookie))
+    fn touch<'a>(&'a self, id: &'a str, cookie: &'a SessionCookie) -> StoreFut<'a, ()> {
+        match as_memory(self) {
+            Some(memory) => StoreFut::Answered(Some(memory.patch_now(id, cookie, &[]).map(|_| ()))),
+            None => StoreFut::Pending(Box::pin(SessionStore::touch(self, id, cookie))),
+        }
     }
 }

@@ -95,7 +95,7 @@ async fn touch(mut s: Session<Shop>) -> String {
     format!("{:?}", s.cookie().max_age_ms())
 }
 
-fn app(store: Recording, options: SessionOptions) -> Router {
+fn app(store: impl SessionStore, options: SessionOptions) -> Router {
     let layer = SessionLayer::<Shop>::new(Secret::new("keyboard cat").unwrap())
         .with_store(store)
         .with_options(options);
@@ -532,4 +532,54 @@ async fn a_session_kept_past_the_handler_is_a_500_and_nothing_is_saved() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.calls.snapshot().1, 0, "no set");
     assert_eq!(store.calls.snapshot().2, 0, "no patch");
+}
+
+#[tokio::test]
+async fn the_built_in_memory_store_answers_every_method_like_a_wrapped_store() {
+    // The layer calls a plain MemoryStore directly (no boxed future); a wrapped one goes
+    // through the general path. Both must give the same answers.
+    async fn walk(app: Router) -> Vec<String> {
+        let mut b = Browser::new(app);
+        let mut seen = Vec::new();
+        for path in [
+            "/bump",
+            "/bump",
+            "/cart",
+            "/save",
+            "/reload",
+            "/touch",
+            "/remember",
+            "/bump",
+            "/login",
+            "/whoami",
+            "/regen",
+            "/bump",
+            "/logout",
+            "/bump",
+        ] {
+            let r = b.get(path).await;
+            let cookie = r.set_cookie().map(|c| {
+                // Ids are random and dates move: keep the attribute names only.
+                c.split(';')
+                    .skip(1)
+                    .map(|a| a.split('=').next().unwrap_or_default().trim().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(";")
+            });
+            let body = if matches!(path, "/login" | "/regen") {
+                r.body.split(' ').skip(1).collect::<Vec<_>>().join(" ")
+            } else {
+                r.body.clone()
+            };
+            seen.push(format!("{path} {} {body} {cookie:?}", r.status));
+        }
+        seen
+    }
+    let plain = walk(app(tessera::MemoryStore::default(), lean())).await;
+    let wrapped = walk(app(Recording::default(), lean())).await;
+    assert_eq!(plain, wrapped);
+    assert!(
+        plain.iter().any(|l| l.starts_with("/bump 200 OK 4")),
+        "{plain:#?}"
+    );
 }
