@@ -107,7 +107,11 @@ impl Ctx {
     fn signed_value(&self, id: &str) -> String {
         let mut v = String::with_capacity(2 + id.len() + 44);
         v.push_str("s:");
-        v.push_str(&self.signer.sign(id, self.secrets.signing()));
+        if self.default_signer {
+            HmacSigner::sign_into(id, self.secrets.signing(), &mut v);
+        } else {
+            v.push_str(&self.signer.sign(id, self.secrets.signing()));
+        }
         v
     }
 
@@ -399,10 +403,14 @@ where
             record.cookie.changed = false;
             let id = cookie_id.unwrap_or_default();
             let resave = ctx.options.resave;
-            Ok(
-                State::<T>::new(Arc::clone(&ctx), id, true, secure, genid_parts)
-                    .with_record(record, !resave),
-            )
+            Ok(State::<T>::loaded(
+                Arc::clone(&ctx),
+                id,
+                secure,
+                genid_parts,
+                record,
+                !resave,
+            ))
         }
         None => {
             let id = ctx.generate_id(genid_parts.as_deref())?;

@@ -299,7 +299,7 @@ impl MemoryStore {
             self.destroy_now(id);
             return;
         }
-        let blob = blob::encode(&record.cookie, &blob::fields_json(&record.fields));
+        let blob = blob::encode_record(&record.cookie, &record.fields);
         let mut stored = Stored { deadline, blob };
         if let Some(max) = self.inner.max_sessions {
             {

@@ -84,6 +84,21 @@ pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
     out.into_boxed_slice()
 }
 
+/// Encodes `cookie` + `fields` (as compact JSON) into one allocation.
+pub(crate) fn encode_record(cookie: &SessionCookie, fields: &Fields) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(HEAD_RESERVE + 16 * fields.len() + 2);
+    encode_head(cookie, &mut out);
+    if let Err(error) = serde_json::to_writer(&mut out, fields) {
+        // Unreachable in practice (a map of JSON values always serializes into memory);
+        // keep the blob well-formed and say so.
+        tracing::error!(%error, "memory store could not encode session fields; stored empty");
+        out.truncate(0);
+        encode_head(cookie, &mut out);
+        out.extend_from_slice(b"{}");
+    }
+    out.into_boxed_slice()
+}
+
 /// Room for the cookie part of a blob with a root path and no domain.
 const HEAD_RESERVE: usize = 2 + 8;
 
@@ -212,6 +227,7 @@ pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<Record, RecordError> 
     Ok(Record { cookie, fields })
 }
 
+#[cfg(test)]
 /// The fields of a record as compact JSON.
 pub(crate) fn fields_json(fields: &Fields) -> Vec<u8> {
     serde_json::to_vec(fields).unwrap_or_else(|_| b"{}".to_vec())

@@ -112,10 +112,32 @@ impl<T: SessionData> State<T> {
     }
 
     /// The session loaded from the store under the id the request's cookie carried.
-    pub(crate) fn with_record(mut self, record: Record, saved_clean: bool) -> Self {
-        self.replace_with(record, saved_clean);
-        self.id_from_cookie = true;
-        self
+    pub(crate) fn loaded(
+        ctx: Arc<Ctx>,
+        id: String,
+        request_secure: bool,
+        genid_parts: Option<Arc<Parts>>,
+        record: Record,
+        saved_clean: bool,
+    ) -> Self {
+        Self {
+            ctx,
+            id_changed: false,
+            id,
+            had_cookie: true,
+            id_from_cookie: true,
+            view: T::__load(&record.fields),
+            baseline: Some(record.fields),
+            cookie: record.cookie,
+            in_store: true,
+            saved_clean,
+            modified: false,
+            cookie_changed: false,
+            saved_in_request: false,
+            phase: Phase::Active,
+            request_secure,
+            genid_parts,
+        }
     }
 
     fn replace_with(&mut self, record: Record, saved_clean: bool) {

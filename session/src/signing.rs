@@ -164,15 +164,23 @@ pub struct HmacSigner;
 /// Length of an unpadded base64 HMAC-SHA256.
 const SIG_LEN: usize = 43;
 
-impl Signer for HmacSigner {
-    fn sign(&self, value: &str, secret: &Secret) -> String {
+impl HmacSigner {
+    /// Appends `value.signature` to `out` (what [`Signer::sign`] returns).
+    pub(crate) fn sign_into(value: &str, secret: &Secret, out: &mut String) {
         let mut mac = secret.mac();
         mac.update(value.as_bytes());
         let tag = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(value.len() + 1 + SIG_LEN);
+        out.reserve(value.len() + 1 + SIG_LEN);
         out.push_str(value);
         out.push('.');
-        STANDARD_NO_PAD.encode_string(tag, &mut out);
+        STANDARD_NO_PAD.encode_string(tag, out);
+    }
+}
+
+impl Signer for HmacSigner {
+    fn sign(&self, value: &str, secret: &Secret) -> String {
+        let mut out = String::new();
+        Self::sign_into(value, secret, &mut out);
         out
     }
 
