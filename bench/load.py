@@ -135,10 +135,11 @@ def main():
     print(table)
     if a.out:
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
         with open(a.out, "w") as f:
             f.write(f"""# Load benchmark results
 
-One run of `bash bench/run.sh` ({a.rounds} interleaved rounds of DURATION={a.duration} s per
+One run of `bash bench/run.sh` at commit {commit} ({a.rounds} interleaved rounds of DURATION={a.duration} s per
 server and scenario, medians reported; {a.connections} connections, wrk with 1 thread pinned
 to core 1, the servers pinned to core 0), {datetime.date.today()}, on {cpu}
 ({os.cpu_count()} cores, {platform.system()} {platform.release()}).

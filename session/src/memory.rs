@@ -127,10 +127,10 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
-    /// An empty store: browser-session records live 24 hours, no capacity bound,
-    /// a sweep step every 60 seconds.
+    /// An empty store: browser-session records live 24 hours, no capacity bound, and
+    /// every shard is swept once an hour (one shard at a time, as the store is written).
     pub fn new() -> Self {
-        Self::build(86_400_000, None, 60_000)
+        Self::build(86_400_000, None, 3_600_000 / SHARDS as i64)
     }
 
     fn build(default_ttl_ms: i64, max_sessions: Option<usize>, sweep_every_ms: i64) -> Self {
@@ -185,7 +185,8 @@ impl MemoryStore {
         self.rebuild(|c| c.1 = Some(max.max(1)))
     }
 
-    /// How often a sweep step runs (each step sweeps one of the 256 shards).
+    /// How often every shard is swept: the store is split into 256 shards, and one of
+    /// them is swept each `every / 256`, as the store is written.
     pub fn with_sweep_interval(self, every: Duration) -> Self {
         self.rebuild(|c| c.2 = (time::duration_ms(every) / SHARDS as i64).max(1))
     }

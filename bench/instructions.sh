@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Instructions per in-process request (no network) for each server and scenario, counted
+# by callgrind: unlike CPU time, the same binary and inputs give the same count on a
+# noisy machine. Valgrind hides the CPU's SHA extensions, so HMAC-SHA256 runs in
+# software here, for Tessera and tower-sessions alike.
+#
+#   bash bench/instructions.sh            # 20000 requests per cell (~2 min)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { apt-get install -y valgrind >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y valgrind >/dev/null; }; }
+cargo build --release -p tessera-bench --bin profile_requests
+N="${N:-20000}"
+out=$(mktemp -d)
+echo "| scenario | bare | tessera | tower-sessions | tessera added | tower-sessions added |"
+echo "|---|---:|---:|---:|---:|---:|"
+for scenario in A A-read B; do
+  declare -A per=()
+  for kind in bare tessera tower-sessions; do
+    total=$(valgrind --tool=callgrind --callgrind-out-file="$out/$kind.$scenario" \
+      target/release/profile_requests "$kind" "$scenario" "$N" 2>&1 | awk '/Collected/ {print $4}')
+    per[$kind]=$((total / N))
+  done
+  printf '| %s | %d | %d | %d | %d | %d |\n' "$scenario" "${per[bare]}" "${per[tessera]}" \
+    "${per[tower-sessions]}" $((per[tessera] - per[bare])) $((per[tower-sessions] - per[bare]))
+done
+rm -rf "$out"
