@@ -91,6 +91,12 @@ pub mod __bench {
         crate::cookie::find_cookie(headers, name).map(|c| c.into_owned())
     }
 
+    /// Verifies a signed cookie value the way the layer does with the default signer
+    /// (remembering values that verified, per thread).
+    pub fn unsign_remembered<'a>(secrets: &crate::Secrets, signed: &'a str) -> Option<&'a str> {
+        crate::signing::unsign_remembered(secrets, signed)
+    }
+
     /// A default session id (24 random bytes, base64url).
     pub fn generate_id() -> String {
         crate::layer::default_id().unwrap_or_default()
