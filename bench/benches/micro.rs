@@ -33,9 +33,10 @@ fn signing(c: &mut Criterion) {
         b.iter(|| HmacSigner.unsign(black_box(&signed), &secret).is_some())
     });
     let secrets = tessera::Secrets::from(secret.clone());
-    c.bench_function("verify a cookie value verified before (per-thread memory)", |b| {
-        b.iter(|| tessera::__bench::unsign_remembered(&secrets, black_box(&signed)).is_some())
-    });
+    c.bench_function(
+        "verify a cookie value verified before (per-thread memory)",
+        |b| b.iter(|| tessera::__bench::unsign_remembered(&secrets, black_box(&signed)).is_some()),
+    );
 }
 
 fn cookie_header(c: &mut Criterion) {

@@ -21,7 +21,6 @@ use crate::cookie::find_cookie;
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
-use crate::record::Patch;
 use crate::session::{Phase, SessionError, SessionSlot, State, take_state};
 use crate::signing::{HmacSigner, Secrets, Signer, unsign_remembered};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
@@ -360,8 +359,8 @@ enum Prepared<T: SessionData> {
     /// No session: outside the cookie path, or the store is down and the policy is to
     /// continue without one.
     Without,
-    /// The request's session.
-    With(State<T>),
+    /// The request's session (boxed: it moves as a pointer from here on).
+    With(Box<State<T>>),
     /// Answer without calling the handler.
     Respond(Response),
 }
@@ -429,7 +428,7 @@ async fn prepare<T: SessionData>(
         }
     });
     match state {
-        Ok(state) => Prepared::With(state),
+        Ok(state) => Prepared::With(Box::new(state)),
         Err(error) => {
             tracing::error!(
                 error = &error as &dyn std::error::Error,
@@ -486,7 +485,7 @@ where
             return Ok(error_response("session still in use"));
         };
         drop(slot);
-        if let Err(error) = finish(&mut state, secure, response.headers_mut()).await {
+        if let Err(error) = finish(&ctx, &mut state, secure, response.headers_mut()).await {
             tracing::error!(
                 error = &error as &dyn std::error::Error,
                 "failed to persist the session"
@@ -511,11 +510,11 @@ fn append_cookie(headers: &mut HeaderMap, value: String) {
 /// Decides, per express-session's rules, what to write and whether to send the cookie,
 /// and writes before the response leaves.
 async fn finish<T: SessionData>(
+    ctx: &Ctx,
     st: &mut State<T>,
     request_secure: bool,
     headers: &mut HeaderMap,
 ) -> Result<(), SessionError> {
-    let ctx = Arc::clone(&st.ctx);
     let opts = &ctx.options;
     match st.phase {
         Phase::Destroyed => {
@@ -565,11 +564,8 @@ async fn finish<T: SessionData>(
 
     if should_save {
         if st.in_store {
-            let patch = Patch {
-                cookie: st.cookie.clone(),
-                changes,
-            };
-            if time::lend(now, || ctx.store.patch(&st.id, &patch)).await? == PatchOutcome::Missing {
+            let patched = time::lend(now, || ctx.store.patch_fields(&st.id, &st.cookie, changes));
+            if patched.await? == PatchOutcome::Missing {
                 tracing::info!(
                     "session was destroyed or expired during the request; not recreating it"
                 );

@@ -204,15 +204,15 @@ impl<T: SessionData> State<T> {
 
 /// Where the state waits while no [`Session`] holds it: the layer puts it there, the
 /// extractor takes it out, and the `Session` puts it back when dropped.
-pub(crate) type Slot<T> = Arc<Mutex<Option<State<T>>>>;
+pub(crate) type Slot<T> = Arc<Mutex<Option<Box<State<T>>>>>;
 
-fn lock_slot<T: SessionData>(slot: &Slot<T>) -> MutexGuard<'_, Option<State<T>>> {
+fn lock_slot<T: SessionData>(slot: &Slot<T>) -> MutexGuard<'_, Option<Box<State<T>>>> {
     // Nothing panics while the lock is held (it only moves the state in or out).
     slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Takes the state out of its slot: `None` while a `Session` still holds it.
-pub(crate) fn take_state<T: SessionData>(slot: &Slot<T>) -> Option<State<T>> {
+pub(crate) fn take_state<T: SessionData>(slot: &Slot<T>) -> Option<Box<State<T>>> {
     lock_slot(slot).take()
 }
 
@@ -264,8 +264,9 @@ impl IntoResponse for SessionRejection {
 /// }
 /// ```
 pub struct Session<T: SessionData> {
-    /// Always `Some` until the session is dropped and the state goes home.
-    state: Option<State<T>>,
+    /// Always `Some` until the session is dropped and the state goes home. Boxed: it
+    /// moves between the layer, the slot and the extractor as a pointer.
+    state: Option<Box<State<T>>>,
     home: Slot<T>,
 }
 

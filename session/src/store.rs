@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use crate::cookie::SessionCookie;
 use crate::memory::MemoryStore;
-use crate::record::{Patch, Record, RecordError};
+use crate::record::{FieldChange, Patch, Record, RecordError};
 
 /// A boxed error from a store's backend.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -196,6 +196,14 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn get<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Record>>;
     fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> StoreFut<'a, ()>;
     fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> StoreFut<'a, PatchOutcome>;
+    /// [`DynStore::patch`] from the parts of a patch: the built-in store needs no
+    /// owned copy of the cookie.
+    fn patch_fields<'a>(
+        &'a self,
+        id: &'a str,
+        cookie: &'a SessionCookie,
+        changes: Vec<FieldChange>,
+    ) -> StoreFut<'a, PatchOutcome>;
     fn destroy<'a>(&'a self, id: &'a str) -> StoreFut<'a, ()>;
     fn touch<'a>(&'a self, id: &'a str, cookie: &'a SessionCookie) -> StoreFut<'a, ()>;
 }
@@ -228,6 +236,23 @@ impl<S: SessionStore> DynStore for S {
                 StoreFut::Answered(Some(memory.patch_now(id, &patch.cookie, &patch.changes)))
             }
             None => StoreFut::Pending(Box::pin(SessionStore::patch(self, id, patch))),
+        }
+    }
+    fn patch_fields<'a>(
+        &'a self,
+        id: &'a str,
+        cookie: &'a SessionCookie,
+        changes: Vec<FieldChange>,
+    ) -> StoreFut<'a, PatchOutcome> {
+        match as_memory(self) {
+            Some(memory) => StoreFut::Answered(Some(memory.patch_now(id, cookie, &changes))),
+            None => StoreFut::Pending(Box::pin(async move {
+                let patch = Patch {
+                    cookie: cookie.clone(),
+                    changes,
+                };
+                SessionStore::patch(self, id, &patch).await
+            })),
         }
     }
     fn destroy<'a>(&'a self, id: &'a str) -> StoreFut<'a, ()> {
