@@ -124,7 +124,11 @@ def main():
             continue
         for r in (r for r in rows if r["scenario"] == name):
             b = bare[name]
-            added = "—" if r["server"] == "bare" else f"{r['cpu_us'] - b['cpu_us']:+.2f}"
+            # Added CPU: the median over rounds of (this server - bare) in the same round,
+            # which cancels the machine's drift between rounds better than a difference of
+            # medians.
+            paired = [c - bc for c, bc in zip(r["cpu_all"], b["cpu_all"])]
+            added = "—" if r["server"] == "bare" else f"{median(paired):+.2f}"
             per = "—" if r["per_session"] is None else f"{r['per_session']:.0f}"
             lines.append(
                 f"| {name}: {desc} | {r['server']} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | {r['cpu_us']:.2f} ({' / '.join(f'{c:.1f}' for c in r['cpu_all'])}) | "
@@ -147,8 +151,9 @@ to core 1, the servers pinned to core 0), {datetime.date.today()}, on {cpu}
 Each server serves express-session's "views" demo, configured alike: no resave, no saving
 of uninitialized sessions, no rolling, a signed browser-session cookie, an in-memory
 store, tokio's multi-thread runtime. "Server CPU µs/req" is the server process's user +
-system CPU time divided by the requests served; "added over bare" subtracts bare axum's
-figure from the same run. "bytes/stored session" is the growth of the server's resident
+system CPU time divided by the requests served (median of the rounds, each round in
+brackets); "added over bare" is the median over rounds of the difference from bare axum
+in the same round. "bytes/stored session" is the growth of the server's resident
 memory during scenario B divided by the sessions it created. Compare ratios, not
 absolute numbers: they depend on the machine.
 
