@@ -143,6 +143,13 @@ def main():
     if a.out:
         cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
+        # Everything after the marker (the written analysis) is kept across runs.
+        marker = "<!-- end of the generated run -->"
+        kept = ""
+        if os.path.exists(a.out):
+            previous = open(a.out).read()
+            if marker in previous:
+                kept = previous[previous.index(marker) + len(marker):]
         with open(a.out, "w") as f:
             f.write(f"""# Load benchmark results
 
@@ -162,7 +169,8 @@ the growth of the server's resident memory during scenario B divided by the sess
 created. Compare ratios, not absolute numbers: they depend on the machine.
 
 {table}
-""")
+
+{marker}{kept}""")
 
 
 if __name__ == "__main__":
