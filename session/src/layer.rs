@@ -21,7 +21,7 @@ use crate::cookie::find_cookie;
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
-use crate::session::{Phase, SessionError, SessionSlot, State, take_state};
+use crate::session::{Phase, SessionError, SessionSlot, State, reclaim_state};
 use crate::signing::{HmacSigner, Secrets, Signer, unsign_remembered};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
 use crate::time;
@@ -477,14 +477,13 @@ where
             return Ok(response);
         };
 
-        let Some(mut state) = take_state(&slot) else {
+        let Some(mut state) = reclaim_state(slot) else {
             tracing::error!(
                 "the session is still held after the handler returned (moved into a spawned task?); \
              this request's session changes were not saved"
             );
             return Ok(error_response("session still in use"));
         };
-        drop(slot);
         if let Err(error) = finish(&ctx, &mut state, secure, response.headers_mut()).await {
             tracing::error!(
                 error = &error as &dyn std::error::Error,

@@ -216,6 +216,15 @@ pub(crate) fn take_state<T: SessionData>(slot: &Slot<T>) -> Option<Box<State<T>>
     lock_slot(slot).take()
 }
 
+/// The layer's last word on the slot: when nothing else refers to it any more (the
+/// usual case once the handler has returned) the state is taken without locking.
+pub(crate) fn reclaim_state<T: SessionData>(slot: Slot<T>) -> Option<Box<State<T>>> {
+    match Arc::try_unwrap(slot) {
+        Ok(only) => only.into_inner().unwrap_or_else(PoisonError::into_inner),
+        Err(shared) => take_state(&shared),
+    }
+}
+
 /// Request extension through which the layer lends the state to the extractor.
 pub(crate) struct SessionSlot<T: SessionData>(pub(crate) Slot<T>);
 

@@ -583,3 +583,33 @@ async fn the_built_in_memory_store_answers_every_method_like_a_wrapped_store() {
         "{plain:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_middleware_that_keeps_the_request_extensions_does_not_lose_the_session() {
+    use axum::extract::Request;
+    use axum::middleware::{Next, from_fn};
+    use axum::response::Response;
+    // An inner middleware that copies the request's extensions into the response keeps
+    // a second reference to the session's slot alive after the handler returns.
+    async fn keep_extensions(req: Request, next: Next) -> Response {
+        let kept = req.extensions().clone();
+        let mut res = next.run(req).await;
+        res.extensions_mut().extend(kept);
+        res
+    }
+    let store = Recording::default();
+    let layer = SessionLayer::<Shop>::new(Secret::new("keyboard cat").unwrap())
+        .with_store(store.clone())
+        .with_options(lean());
+    let app = Router::new()
+        .route("/bump", get(bump))
+        .layer(from_fn(keep_extensions))
+        .layer(layer);
+    let mut b = Browser::new(app);
+    assert_eq!(b.get("/bump").await.body, "1");
+    let r = b.get("/bump").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, "2");
+    let id = id_of(b.cookie.as_deref().unwrap());
+    assert_eq!(store.record(&id).await.unwrap().fields["views"], json!(2));
+}
