@@ -238,6 +238,10 @@ impl<T> SessionLayer<T> {
     }
 
     /// Uses a custom cookie [`Signer`] (express's `signature` option).
+    ///
+    /// A custom signer is asked to verify the cookie on every request. (The default
+    /// [`HmacSigner`] lets each thread remember the values that verified, so a browser's
+    /// repeated cookie costs one constant-time comparison instead of an HMAC.)
     pub fn with_signer(mut self, signer: impl Signer) -> Self {
         let ctx = self.ctx_mut();
         ctx.signer = Arc::new(signer);
