@@ -92,22 +92,8 @@ impl<T: SessionData> State<T> {
         let cookie =
             SessionCookie::from_options(&ctx.options.cookie, request_secure, crate::time::now_ms());
         Self {
-            ctx,
-            id_changed: false,
-            id,
             had_cookie,
-            id_from_cookie: false,
-            view: T::__fresh(),
-            baseline: None,
-            cookie,
-            in_store: false,
-            saved_clean: false,
-            modified: false,
-            cookie_changed: false,
-            saved_in_request: false,
-            phase: Phase::Active,
-            request_secure,
-            genid_parts,
+            ..Self::assemble(ctx, id, request_secure, genid_parts, T::__fresh(), cookie)
         }
     }
 
@@ -120,17 +106,37 @@ impl<T: SessionData> State<T> {
         record: Record,
         saved_clean: bool,
     ) -> Self {
+        let view = T::__load(&record.fields);
         Self {
-            ctx,
-            id_changed: false,
-            id,
             had_cookie: true,
             id_from_cookie: true,
-            view: T::__load(&record.fields),
             baseline: Some(record.fields),
-            cookie: record.cookie,
             in_store: true,
             saved_clean,
+            ..Self::assemble(ctx, id, request_secure, genid_parts, view, record.cookie)
+        }
+    }
+
+    /// A state for `id` with `view` and `cookie`, nothing stored and nothing changed yet.
+    fn assemble(
+        ctx: Arc<Ctx>,
+        id: String,
+        request_secure: bool,
+        genid_parts: Option<Arc<Parts>>,
+        view: T::Tracked,
+        cookie: SessionCookie,
+    ) -> Self {
+        Self {
+            ctx,
+            id,
+            had_cookie: false,
+            id_from_cookie: false,
+            id_changed: false,
+            view,
+            baseline: None,
+            cookie,
+            in_store: false,
+            saved_clean: false,
             modified: false,
             cookie_changed: false,
             saved_in_request: false,
