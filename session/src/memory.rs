@@ -21,10 +21,11 @@ const SHARDS: usize = 256;
 /// cannot aim keys at one bucket: SipHash's flooding resistance buys nothing here, and
 /// costs more than the rest of a lookup.
 #[derive(Clone, Copy)]
-struct IdHash(u64);
+pub(crate) struct IdHash(u64);
 
 impl IdHash {
-    fn new() -> Self {
+    /// A hash with a seed from the OS.
+    pub(crate) fn new() -> Self {
         let mut seed = [0u8; 8];
         // A fixed seed is still correct, only predictable; the OS RNG rarely fails.
         let _ = getrandom::fill(&mut seed);
@@ -32,7 +33,7 @@ impl IdHash {
     }
 }
 
-struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn write(&mut self, bytes: &[u8]) {

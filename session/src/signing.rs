@@ -225,7 +225,10 @@ pub(crate) fn unsign_remembered<'a>(secrets: &Secrets, signed: &'a str) -> Optio
 }
 
 mod verified {
+    use std::hash::BuildHasher;
+
     use super::*;
+    use crate::memory::IdHash;
 
     const SLOTS: usize = 512;
     const MAX_LEN: usize = 95;
@@ -248,32 +251,12 @@ mod verified {
         static SLOTS_OF_THREAD: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
     }
 
-    fn seed() -> u64 {
-        static SEED: OnceLock<u64> = OnceLock::new();
-        *SEED.get_or_init(|| {
-            let mut b = [0u8; 8];
-            // Without OS randomness the slots are predictable, which only lets a client
-            // evict entries (costing an HMAC), never match one.
-            let _ = getrandom::fill(&mut b);
-            u64::from_le_bytes(b)
-        })
-    }
-
     fn slot_of(owner: u64, value: &[u8]) -> usize {
-        let mut h = seed() ^ owner.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut chunks = value.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-        let mut w = [0u8; 8];
-        w[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w) ^ value.len() as u64)
-            .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        ((h ^ (h >> 33)) as usize) % SLOTS
+        // The store's seeded id hash, with its own seed. Without OS randomness the slots
+        // are predictable, which only lets a client evict entries (costing an HMAC),
+        // never match one.
+        static HASH: OnceLock<IdHash> = OnceLock::new();
+        (HASH.get_or_init(IdHash::new).hash_one((owner, value)) as usize) % SLOTS
     }
 
     /// Equal lengths and equal bytes, looking at every byte whatever differs.
