@@ -356,7 +356,7 @@ impl MemoryStore {
             s.deadline = deadline;
             return Ok(PatchOutcome::Applied);
         }
-        let (_, json) = blob::decode_cookie(&s.blob, s.deadline).map_err(StoreError::Corrupt)?;
+        let json = blob::fields_of(&s.blob).map_err(StoreError::Corrupt)?;
         s.blob = if changes.is_empty() {
             blob::encode(cookie, json)
         } else {

@@ -160,27 +160,36 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn text(&mut self) -> Result<Arc<str>, RecordError> {
+    /// A length-prefixed text, as bytes.
+    fn text(&mut self) -> Result<&'a [u8], RecordError> {
         let len = self.take(2)?;
-        let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
-        std::str::from_utf8(self.take(len)?)
-            .map(Arc::from)
-            .map_err(|_| RecordError::Shape("memory record text is not UTF-8"))
+        self.take(usize::from(u16::from_le_bytes([len[0], len[1]])))
     }
 }
 
-/// Splits a blob into the cookie and the fields JSON text.
-pub(crate) fn decode_cookie(
-    blob: &[u8],
-    deadline: i64,
-) -> Result<(SessionCookie, &[u8]), RecordError> {
+fn shared_text(bytes: &[u8]) -> Result<Arc<str>, RecordError> {
+    std::str::from_utf8(bytes)
+        .map(Arc::from)
+        .map_err(|_| RecordError::Shape("memory record text is not UTF-8"))
+}
+
+/// A blob split into its parts, nothing decoded yet.
+struct Parts<'a> {
+    flags: u8,
+    second: u8,
+    original_max_age: Option<i64>,
+    domain: Option<&'a [u8]>,
+    path: Option<&'a [u8]>,
+    fields_json: &'a [u8],
+}
+
+fn split(blob: &[u8]) -> Result<Parts<'_>, RecordError> {
     let mut r = Reader(blob);
     let head = r.take(2)?;
     let (flags, second) = (head[0], head[1]);
     let original_max_age = if flags & ORIGINAL_MAX_AGE != 0 {
-        let b = r.take(8)?;
         let mut a = [0u8; 8];
-        a.copy_from_slice(b);
+        a.copy_from_slice(r.take(8)?);
         Some(i64::from_le_bytes(a))
     } else {
         None
@@ -191,9 +200,42 @@ pub(crate) fn decode_cookie(
         None
     };
     let path = if second & PATH_NOT_ROOT != 0 {
-        r.text()?
+        Some(r.text()?)
     } else {
-        root_path()
+        None
+    };
+    Ok(Parts {
+        flags,
+        second,
+        original_max_age,
+        domain,
+        path,
+        fields_json: r.0,
+    })
+}
+
+/// The fields JSON text of a blob, without decoding its cookie.
+pub(crate) fn fields_of(blob: &[u8]) -> Result<&[u8], RecordError> {
+    split(blob).map(|p| p.fields_json)
+}
+
+/// Splits a blob into the cookie and the fields JSON text.
+pub(crate) fn decode_cookie(
+    blob: &[u8],
+    deadline: i64,
+) -> Result<(SessionCookie, &[u8]), RecordError> {
+    let Parts {
+        flags,
+        second,
+        original_max_age,
+        domain,
+        path,
+        fields_json,
+    } = split(blob)?;
+    let domain = domain.map(shared_text).transpose()?;
+    let path = match path {
+        Some(p) => shared_text(p)?,
+        None => root_path(),
     };
     let cookie = SessionCookie {
         original_max_age,
@@ -217,7 +259,7 @@ pub(crate) fn decode_cookie(
         },
         changed: false,
     };
-    Ok((cookie, r.0))
+    Ok((cookie, fields_json))
 }
 
 /// The whole record.
@@ -225,12 +267,6 @@ pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<Record, RecordError> 
     let (cookie, json) = decode_cookie(blob, deadline)?;
     let fields: Fields = serde_json::from_slice(json)?;
     Ok(Record { cookie, fields })
-}
-
-#[cfg(test)]
-/// The fields of a record as compact JSON.
-pub(crate) fn fields_json(fields: &Fields) -> Vec<u8> {
-    serde_json::to_vec(fields).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 /// A key of the stored JSON: borrowed from the text unless it has escapes.
@@ -279,15 +315,6 @@ impl<'de> Deserialize<'de> for Entries<'de> {
         }
         d.deserialize_map(V)
     }
-}
-
-/// Applies field changes to the JSON text without building values: the untouched fields
-/// are copied as they are.
-#[cfg(test)]
-pub(crate) fn patch_json(json: &[u8], changes: &[FieldChange]) -> Result<Vec<u8>, RecordError> {
-    let mut out = Vec::with_capacity(json.len() + 16);
-    patch_json_into(json, changes, &mut out)?;
-    Ok(out)
 }
 
 /// Appends the fields JSON `json` with `changes` applied to `out`: the untouched fields
@@ -363,7 +390,7 @@ mod tests {
         };
         let mut fields = Fields::new();
         fields.insert("views".into(), json!(3));
-        let blob = encode(&cookie, &fields_json(&fields));
+        let blob = encode_record(&cookie, &fields);
         let r = decode(&blob, 123_456).unwrap();
         assert_eq!(r.cookie, cookie);
         assert_eq!(r.fields, fields);
@@ -376,13 +403,15 @@ mod tests {
     #[test]
     fn patch_json_changes_only_the_listed_keys() {
         let json = br#"{"a":{"deep":[1,2,3]},"b":"x","c":1,"he said \"hi\"":"\u00e9"}"#;
-        let out = patch_json(
+        let mut out = Vec::new();
+        patch_json_into(
             json,
             &[
                 ("c".into(), Some(json!(2))),
                 ("b".into(), None),
                 ("d".into(), Some(json!(null))),
             ],
+            &mut out,
         )
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -478,6 +507,8 @@ mod tests {
         );
         for n in 0..blob.len() {
             let _ = decode(&blob[..n], 0);
+            let _ = fields_of(&blob[..n]);
         }
+        assert_eq!(fields_of(&blob).unwrap(), b"{}");
     }
 }
