@@ -256,7 +256,8 @@ mod verified {
         // are predictable, which only lets a client evict entries (costing an HMAC),
         // never match one.
         static HASH: OnceLock<IdHash> = OnceLock::new();
-        (HASH.get_or_init(IdHash::new).hash_one((owner, value)) as usize) % SLOTS
+        let h = HASH.get_or_init(IdHash::new).hash_one(value);
+        ((h ^ owner.wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize) % SLOTS
     }
 
     /// Equal lengths and equal bytes, looking at every byte whatever differs.
