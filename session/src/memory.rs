@@ -1,12 +1,13 @@
 //! An in-process store: the default, for development, tests and single-instance services.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use crate::cookie::SessionCookie;
 use crate::memory_blob as blob;
@@ -69,13 +70,31 @@ impl BuildHasher for IdHash {
     }
 }
 
-type Shard = HashMap<Box<str>, Stored, IdHash>;
+/// One shard: entries found by the hash they keep, so that growing the table never reads
+/// an id back from memory (a cache miss per entry in a large store).
+type Shard = HashTable<Stored>;
 
 struct Stored {
+    /// The id's hash.
+    hash: u64,
     /// `cookie.expires`, or the default TTL for browser-session cookies.
     deadline: i64,
-    /// The cookie and the fields JSON, see `memory_blob`.
+    /// The id, the cookie and the fields JSON, in one allocation: see `memory_blob`.
     blob: Box<[u8]>,
+}
+
+impl Stored {
+    fn is(&self, hash: u64, id: &str) -> bool {
+        self.hash == hash && blob::key_is(&self.blob, id.as_bytes())
+    }
+
+    fn id(&self) -> &str {
+        // Keys are written from `&str`s; a blob that does not hold one matches no id.
+        blob::key_of(&self.blob)
+            .ok()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .unwrap_or_default()
+    }
 }
 
 struct Inner {
@@ -139,9 +158,7 @@ impl MemoryStore {
             inner: Arc::new({
                 let hash = IdHash::new();
                 Inner {
-                    shards: (0..SHARDS)
-                        .map(|_| Mutex::new(HashMap::with_hasher(hash)))
-                        .collect(),
+                    shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
                     hash,
                     count: AtomicUsize::new(0),
                     default_ttl_ms,
@@ -165,11 +182,12 @@ impl MemoryStore {
         // Carry existing sessions over (builders are normally called on an empty store).
         // The new store has its own hash seed, so every entry goes to its new shard.
         for shard in &self.inner.shards {
-            let entries: Vec<(Box<str>, Stored)> = lock(shard).drain().collect();
-            for (id, stored) in entries {
-                if fresh.shard(&id).insert(id, stored).is_none() {
-                    fresh.inner.count.fetch_add(1, Ordering::Relaxed);
-                }
+            let entries: Vec<Stored> = lock(shard).drain().collect();
+            for mut stored in entries {
+                let (hash, mut shard) = fresh.shard(stored.id());
+                stored.hash = hash;
+                shard.insert_unique(hash, stored, |s| s.hash);
+                fresh.inner.count.fetch_add(1, Ordering::Relaxed);
             }
         }
         fresh
@@ -201,7 +219,7 @@ impl MemoryStore {
     fn sweep_shard(&self, i: usize, now: i64) -> usize {
         let mut shard = lock(&self.inner.shards[i]);
         let before = shard.len();
-        shard.retain(|_, s| s.deadline > now);
+        shard.retain(|s| s.deadline > now);
         let removed = before - shard.len();
         self.inner.count.fetch_sub(removed, Ordering::Relaxed);
         removed
@@ -238,9 +256,9 @@ impl MemoryStore {
         }
         // Evict a batch, so that the O(n) scan is paid once per max/16 inserts.
         let batch = (count + 1 - max).max(max / 16).max(1);
-        let mut all: Vec<(i64, usize, Box<str>)> = Vec::with_capacity(count);
+        let mut all: Vec<(i64, usize, u64)> = Vec::with_capacity(count);
         for (i, shard) in self.inner.shards.iter().enumerate() {
-            all.extend(lock(shard).iter().map(|(k, s)| (s.deadline, i, k.clone())));
+            all.extend(lock(shard).iter().map(|s| (s.deadline, i, s.hash)));
         }
         let batch = batch.min(all.len());
         if batch == 0 {
@@ -248,8 +266,12 @@ impl MemoryStore {
         }
         all.select_nth_unstable_by_key(batch - 1, |e| e.0);
         let mut evicted = 0;
-        for (_, i, key) in all.into_iter().take(batch) {
-            if lock(&self.inner.shards[i]).remove(&key).is_some() {
+        for (deadline, i, hash) in all.into_iter().take(batch) {
+            // The hash and the deadline name the entry (two ids sharing a 64-bit hash
+            // and a deadline would be equally close to expiry).
+            let mut shard = lock(&self.inner.shards[i]);
+            if let Ok(e) = shard.find_entry(hash, |s| s.hash == hash && s.deadline == deadline) {
+                e.remove();
                 evicted += 1;
             }
         }
@@ -262,12 +284,13 @@ impl MemoryStore {
         );
     }
 
-    fn shard(&self, id: &str) -> MutexGuard<'_, Shard> {
+    /// The id's hash and its locked shard.
+    fn shard(&self, id: &str) -> (u64, MutexGuard<'_, Shard>) {
         // hashbrown takes the bucket from the low bits and its 7-bit tag from the top
         // bits of the same hash: pick the shard from bits neither uses, or every key of
         // a shard would share part of its tag (more false matches) or its buckets.
         let h = self.inner.hash.hash_one(id);
-        lock(&self.inner.shards[((h >> 32) as usize) % SHARDS])
+        (h, lock(&self.inner.shards[((h >> 32) as usize) % SHARDS]))
     }
 
     fn deadline(&self, cookie: &SessionCookie, now: i64) -> i64 {
@@ -278,17 +301,17 @@ impl MemoryStore {
 
     pub(crate) fn get_now(&self, id: &str) -> Result<Option<Record>, StoreError> {
         let now = time::now_ms();
-        let mut shard = self.shard(id);
-        match shard.get(id) {
-            Some(s) if s.deadline > now => blob::decode(&s.blob, s.deadline)
+        let (hash, mut shard) = self.shard(id);
+        match shard.find_entry(hash, |s| s.is(hash, id)) {
+            Ok(e) if e.get().deadline > now => blob::decode(&e.get().blob, e.get().deadline)
                 .map(Some)
                 .map_err(StoreError::Corrupt),
-            Some(_) => {
-                shard.remove(id);
+            Ok(e) => {
+                e.remove();
                 self.inner.count.fetch_sub(1, Ordering::Relaxed);
                 Ok(None)
             }
-            None => Ok(None),
+            Err(_) => Ok(None),
         }
     }
 
@@ -301,20 +324,25 @@ impl MemoryStore {
             self.destroy_now(id);
             return;
         }
-        let blob = blob::encode_record(&record.cookie, &record.fields);
-        let mut stored = Stored { deadline, blob };
+        let blob = blob::encode_record(id, &record.cookie, &record.fields);
+        let hash = self.inner.hash.hash_one(id);
+        let mut stored = Stored {
+            hash,
+            deadline,
+            blob,
+        };
         if let Some(max) = self.inner.max_sessions {
             {
-                let mut shard = self.shard(id);
-                if let Some(s) = shard.get_mut(id) {
+                let (_, mut shard) = self.shard(id);
+                if let Some(s) = shard.find_mut(hash, |s| s.is(hash, id)) {
                     *s = stored;
                     return;
                 }
             }
             self.make_room(max, now);
         }
-        let mut shard = self.shard(id);
-        match shard.entry(id.into()) {
+        let (_, mut shard) = self.shard(id);
+        match shard.entry(hash, |s| s.is(hash, id), |s| s.hash) {
             Entry::Vacant(v) => {
                 v.insert(stored);
                 self.inner.count.fetch_add(1, Ordering::Relaxed);
@@ -336,20 +364,22 @@ impl MemoryStore {
         let now = time::now_ms();
         self.maybe_sweep_step(now);
         let deadline = self.deadline(cookie, now);
-        let mut shard = self.shard(id);
-        let Some(s) = shard.get_mut(id) else {
+        let (hash, mut shard) = self.shard(id);
+        let Ok(mut entry) = shard.find_entry(hash, |s| s.is(hash, id)) else {
             return Ok(PatchOutcome::Missing);
         };
-        if s.deadline <= now || deadline <= now {
-            let outcome = if s.deadline <= now {
+        let stored_deadline = entry.get().deadline;
+        if stored_deadline <= now || deadline <= now {
+            let outcome = if stored_deadline <= now {
                 PatchOutcome::Missing
             } else {
                 PatchOutcome::Applied
             };
-            shard.remove(id);
+            entry.remove();
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
             return Ok(outcome);
         }
+        let s = entry.get_mut();
         if changes.is_empty() && blob::cookie_matches(&s.blob, cookie) {
             // A touch usually changes nothing but the expiry, which is the deadline:
             // then only the deadline moves, without re-encoding.
@@ -358,16 +388,18 @@ impl MemoryStore {
         }
         let json = blob::fields_of(&s.blob).map_err(StoreError::Corrupt)?;
         s.blob = if changes.is_empty() {
-            blob::encode(cookie, json)
+            blob::encode(id, cookie, json)
         } else {
-            blob::encode_patched(cookie, json, changes).map_err(StoreError::Corrupt)?
+            blob::encode_patched(id, cookie, json, changes).map_err(StoreError::Corrupt)?
         };
         s.deadline = deadline;
         Ok(PatchOutcome::Applied)
     }
 
     pub(crate) fn destroy_now(&self, id: &str) {
-        if self.shard(id).remove(id).is_some() {
+        let (hash, mut shard) = self.shard(id);
+        if let Ok(e) = shard.find_entry(hash, |s| s.is(hash, id)) {
+            e.remove();
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
         }
     }
@@ -436,8 +468,8 @@ impl SessionStore for MemoryStore {
             ids.extend(
                 lock(shard)
                     .iter()
-                    .filter(|(_, s)| s.deadline > now)
-                    .map(|(k, _)| k.to_string()),
+                    .filter(|s| s.deadline > now)
+                    .map(|s| s.id().to_owned()),
             );
         }
         std::future::ready(Ok(ids))

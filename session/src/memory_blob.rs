@@ -1,6 +1,11 @@
-//! The compact form a `MemoryStore` keeps per session: the cookie in a few bytes, then the
-//! fields as compact JSON text. A small session costs tens of bytes instead of a tree of
-//! allocations; a patch rewrites the text without building a value tree.
+//! The compact form a `MemoryStore` keeps per session, in one allocation: the session id,
+//! the cookie in a few bytes, then the fields as compact JSON text. A small session costs
+//! tens of bytes instead of a tree of allocations; a patch rewrites the text without
+//! building a value tree.
+//!
+//! Layout: the id's length (`u32`, little-endian) and bytes; two flag bytes; the
+//! `originalMaxAge` (`i64`) when set; the domain and a path other than `/` when set (each
+//! a `u16` length and bytes); the fields JSON.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -75,35 +80,53 @@ fn head_texts(cookie: &SessionCookie) -> impl Iterator<Item = &[u8]> {
         .map(|t| &t[..t.len().min(usize::from(u16::MAX))])
 }
 
-/// Encodes `cookie` + `fields` JSON into one allocation. `expires`, when set, is the
-/// entry's deadline and is not repeated here.
-pub(crate) fn encode(cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(HEAD_RESERVE + fields_json.len());
-    encode_head(cookie, &mut out);
+/// Encodes `key` + `cookie` + `fields` JSON into one allocation. `expires`, when set, is
+/// the entry's deadline and is not repeated here.
+pub(crate) fn encode(key: &str, cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(head_reserve(key) + fields_json.len());
+    encode_head(key, cookie, &mut out);
     out.extend_from_slice(fields_json);
     out.into_boxed_slice()
 }
 
-/// Encodes `cookie` + `fields` (as compact JSON) into one allocation.
-pub(crate) fn encode_record(cookie: &SessionCookie, fields: &Fields) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(HEAD_RESERVE + 16 * fields.len() + 2);
-    encode_head(cookie, &mut out);
+/// Encodes `key` + `cookie` + `fields` (as compact JSON) into one allocation.
+pub(crate) fn encode_record(key: &str, cookie: &SessionCookie, fields: &Fields) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(head_reserve(key) + 16 * fields.len() + 2);
+    encode_head(key, cookie, &mut out);
     if let Err(error) = serde_json::to_writer(&mut out, fields) {
         // Unreachable in practice (a map of JSON values always serializes into memory);
         // keep the blob well-formed and say so.
         tracing::error!(%error, "memory store could not encode session fields; stored empty");
         out.truncate(0);
-        encode_head(cookie, &mut out);
+        encode_head(key, cookie, &mut out);
         out.extend_from_slice(b"{}");
     }
     out.into_boxed_slice()
 }
 
-/// Room for the cookie part of a blob with a root path and no domain.
-const HEAD_RESERVE: usize = 2 + 8;
+/// Room for the key and the cookie part of a blob with a root path and no domain.
+fn head_reserve(key: &str) -> usize {
+    4 + key.len() + 2 + 8
+}
 
-/// Writes the cookie part of a blob.
-fn encode_head(cookie: &SessionCookie, out: &mut Vec<u8>) {
+/// Whether the blob is stored under `key`.
+pub(crate) fn key_is(blob: &[u8], key: &[u8]) -> bool {
+    let mut r = Reader(blob);
+    r.key().is_ok_and(|k| k == key)
+}
+
+/// The key the blob is stored under.
+pub(crate) fn key_of(blob: &[u8]) -> Result<&[u8], RecordError> {
+    Reader(blob).key()
+}
+
+/// Writes the key and the cookie part of a blob.
+fn encode_head(key: &str, cookie: &SessionCookie, out: &mut Vec<u8>) {
+    // Ids come from the layer (at most 256 bytes) or a caller of the store; a `u32`
+    // length fits anything that fits in memory next to it.
+    let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&key.as_bytes()[..len as usize]);
     out.extend_from_slice(&head_bytes(cookie));
     if let Some(age) = cookie.original_max_age {
         out.extend_from_slice(&age.to_le_bytes());
@@ -117,12 +140,13 @@ fn encode_head(cookie: &SessionCookie, out: &mut Vec<u8>) {
 
 /// A new blob: `cookie`, then the fields JSON `json` with `changes` applied.
 pub(crate) fn encode_patched(
+    key: &str,
     cookie: &SessionCookie,
     json: &[u8],
     changes: &[FieldChange],
 ) -> Result<Box<[u8]>, RecordError> {
-    let mut out = Vec::with_capacity(HEAD_RESERVE + json.len() + 32 * changes.len());
-    encode_head(cookie, &mut out);
+    let mut out = Vec::with_capacity(head_reserve(key) + json.len() + 32 * changes.len());
+    encode_head(key, cookie, &mut out);
     patch_json_into(json, changes, &mut out)?;
     Ok(out.into_boxed_slice())
 }
@@ -131,6 +155,9 @@ pub(crate) fn encode_patched(
 /// touch only has to move the deadline. Compares bytes; allocates nothing.
 pub(crate) fn cookie_matches(blob: &[u8], cookie: &SessionCookie) -> bool {
     let mut r = Reader(blob);
+    if r.key().is_err() {
+        return false;
+    }
     let Ok(head) = r.take(2) else {
         return false;
     };
@@ -160,6 +187,13 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
+    /// The key: a `u32` length and bytes.
+    fn key(&mut self) -> Result<&'a [u8], RecordError> {
+        let len = self.take(4)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]);
+        self.take(usize::try_from(len).unwrap_or(usize::MAX))
+    }
+
     /// A length-prefixed text, as bytes.
     fn text(&mut self) -> Result<&'a [u8], RecordError> {
         let len = self.take(2)?;
@@ -185,6 +219,7 @@ struct Parts<'a> {
 
 fn split(blob: &[u8]) -> Result<Parts<'_>, RecordError> {
     let mut r = Reader(blob);
+    r.key()?;
     let head = r.take(2)?;
     let (flags, second) = (head[0], head[1]);
     let original_max_age = if flags & ORIGINAL_MAX_AGE != 0 {
@@ -390,13 +425,19 @@ mod tests {
         };
         let mut fields = Fields::new();
         fields.insert("views".into(), json!(3));
-        let blob = encode_record(&cookie, &fields);
+        let blob = encode_record("id", &cookie, &fields);
+        assert_eq!(key_of(&blob).unwrap(), b"id");
+        assert!(key_is(&blob, b"id") && !key_is(&blob, b"i") && !key_is(&blob, b"idx"));
         let r = decode(&blob, 123_456).unwrap();
         assert_eq!(r.cookie, cookie);
         assert_eq!(r.fields, fields);
         let plain = SessionCookie::default();
-        let blob = encode(&plain, b"{}");
-        assert_eq!(blob.len(), 4, "a default cookie costs two bytes");
+        let blob = encode("", &plain, b"{}");
+        assert_eq!(
+            blob.len(),
+            8,
+            "an empty key costs four bytes, a default cookie two"
+        );
         assert_eq!(decode(&blob, 0).unwrap().cookie, plain);
     }
 
@@ -480,7 +521,7 @@ mod tests {
             },
         ];
         for (i, a) in variants.iter().enumerate() {
-            let blob = encode(a, br#"{"views":1}"#);
+            let blob = encode("k", a, br#"{"views":1}"#);
             for (j, b) in variants.iter().enumerate() {
                 assert_eq!(cookie_matches(&blob, b), i == j, "{i} against {j}");
             }
@@ -490,7 +531,7 @@ mod tests {
                 ..a.clone()
             };
             assert!(cookie_matches(&blob, &later));
-            for n in 0..blob.len().min(24) {
+            for n in 0..blob.len().min(28) {
                 let _ = cookie_matches(&blob[..n], a);
             }
         }
@@ -499,6 +540,7 @@ mod tests {
     #[test]
     fn truncated_blob_is_an_error_not_a_panic() {
         let blob = encode(
+            "key",
             &SessionCookie {
                 original_max_age: Some(5),
                 ..SessionCookie::default()
@@ -508,6 +550,8 @@ mod tests {
         for n in 0..blob.len() {
             let _ = decode(&blob[..n], 0);
             let _ = fields_of(&blob[..n]);
+            let _ = key_of(&blob[..n]);
+            assert_eq!(key_is(&blob[..n], b"key"), n >= 7);
         }
         assert_eq!(fields_of(&blob).unwrap(), b"{}");
     }
