@@ -73,7 +73,10 @@ pub(crate) fn default_id() -> Result<String, SessionError> {
         Ok::<(), getrandom::Error>(())
     })
     .map_err(SessionError::Random)?;
-    Ok(URL_SAFE_NO_PAD.encode(id))
+    // `encode` would zero its buffer with `calloc`, which skips glibc's per-thread cache.
+    let mut out = String::with_capacity(32);
+    URL_SAFE_NO_PAD.encode_string(id, &mut out);
+    Ok(out)
 }
 
 /// What the layer and the extractor share.
