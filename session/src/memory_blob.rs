@@ -83,30 +83,65 @@ fn head_texts(cookie: &SessionCookie) -> impl Iterator<Item = &[u8]> {
 /// Encodes `key` + `cookie` + `fields` JSON into one allocation. `expires`, when set, is
 /// the entry's deadline and is not repeated here.
 pub(crate) fn encode(key: &str, cookie: &SessionCookie, fields_json: &[u8]) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(head_reserve(key) + fields_json.len());
+    let mut out = Vec::with_capacity(head_len(key, cookie) + fields_json.len());
     encode_head(key, cookie, &mut out);
     out.extend_from_slice(fields_json);
+    // Exactly the capacity reserved: no reallocation.
     out.into_boxed_slice()
 }
 
 /// Encodes `key` + `cookie` + `fields` (as compact JSON) into one allocation.
 pub(crate) fn encode_record(key: &str, cookie: &SessionCookie, fields: &Fields) -> Box<[u8]> {
-    let mut out = Vec::with_capacity(head_reserve(key) + 16 * fields.len() + 2);
-    encode_head(key, cookie, &mut out);
-    if let Err(error) = serde_json::to_writer(&mut out, fields) {
-        // Unreachable in practice (a map of JSON values always serializes into memory);
-        // keep the blob well-formed and say so.
-        tracing::error!(%error, "memory store could not encode session fields; stored empty");
-        out.truncate(0);
-        encode_head(key, cookie, &mut out);
-        out.extend_from_slice(b"{}");
-    }
-    out.into_boxed_slice()
+    exact(|out| {
+        encode_head(key, cookie, out);
+        if let Err(error) = serde_json::to_writer(&mut *out, fields) {
+            // Unreachable in practice (a map of JSON values always serializes into
+            // memory); keep the blob well-formed and say so.
+            tracing::error!(%error, "memory store could not encode session fields; stored empty");
+            out.clear();
+            encode_head(key, cookie, out);
+            out.extend_from_slice(b"{}");
+        }
+        Ok::<(), RecordError>(())
+    })
+    .unwrap_or_default()
 }
 
-/// Room for the key and the cookie part of a blob with a root path and no domain.
-fn head_reserve(key: &str) -> usize {
-    4 + key.len() + 2 + 8
+/// Builds a blob of a size not known in advance in a per-thread scratch buffer, and
+/// returns an exact-size copy. Shrinking a `Vec` with slack into a box would `realloc`,
+/// which splits the chunk and leaves a fragment behind that glibc has to consolidate
+/// later, on some other request.
+fn exact<E>(build: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<Box<[u8]>, E> {
+    use std::cell::RefCell;
+    thread_local! {
+        static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    }
+    /// A scratch buffer grown past this by a large session is not kept.
+    const KEEP: usize = 64 * 1024;
+    SCRATCH.with(|scratch| {
+        let Ok(mut buf) = scratch.try_borrow_mut() else {
+            // Not reached (building a blob does not build another), but stay correct.
+            let mut own = Vec::new();
+            build(&mut own)?;
+            return Ok(Box::from(&own[..]));
+        };
+        buf.clear();
+        let blob = build(&mut buf).map(|()| Box::from(&buf[..]));
+        if buf.capacity() > KEEP {
+            *buf = Vec::new();
+        }
+        blob
+    })
+}
+
+/// The length of the key and cookie part of a blob.
+fn head_len(key: &str, cookie: &SessionCookie) -> usize {
+    let age = if cookie.original_max_age.is_some() {
+        8
+    } else {
+        0
+    };
+    4 + key.len() + 2 + age + head_texts(cookie).map(|t| 2 + t.len()).sum::<usize>()
 }
 
 /// Whether the blob is stored under `key`.
@@ -145,10 +180,10 @@ pub(crate) fn encode_patched(
     json: &[u8],
     changes: &[FieldChange],
 ) -> Result<Box<[u8]>, RecordError> {
-    let mut out = Vec::with_capacity(head_reserve(key) + json.len() + 32 * changes.len());
-    encode_head(key, cookie, &mut out);
-    patch_json_into(json, changes, &mut out)?;
-    Ok(out.into_boxed_slice())
+    exact(|out| {
+        encode_head(key, cookie, out);
+        patch_json_into(json, changes, out)
+    })
 }
 
 /// Whether `blob` stores exactly `cookie` (its expiry being the entry's deadline), so a
@@ -522,6 +557,11 @@ mod tests {
         ];
         for (i, a) in variants.iter().enumerate() {
             let blob = encode("k", a, br#"{"views":1}"#);
+            assert_eq!(
+                blob.len(),
+                head_len("k", a) + 11,
+                "the reserved size is exact"
+            );
             for (j, b) in variants.iter().enumerate() {
                 assert_eq!(cookie_matches(&blob, b), i == j, "{i} against {j}");
             }
