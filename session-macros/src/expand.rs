@@ -239,7 +239,7 @@ fn expand(c: &Container) -> TokenStream {
             }
 
             #[allow(unused_variables)]
-            fn __load(stored: &::tessera::Fields) -> #tracked {
+            fn __load(stored: &::tessera::__private::Baseline) -> #tracked {
                 const DECLARED: &[&str] = &[#(#declared),*];
                 let #ident { #(#defaults,)* } = #tracked::__tessera_defaults();
                 #tracked { #(#load,)* }
@@ -261,7 +261,7 @@ fn expand(c: &Container) -> TokenStream {
             #[allow(unused_variables)]
             fn __diff(
                 view: &#tracked,
-                baseline: &::tessera::Fields,
+                baseline: &::tessera::__private::Baseline,
                 all: bool,
                 out: &mut ::std::vec::Vec<::tessera::FieldChange>,
             ) -> ::core::result::Result<(), ::tessera::EncodeError> {

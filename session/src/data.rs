@@ -7,6 +7,7 @@ use std::ops::{Deref, DerefMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::baseline::Baseline;
 use crate::options::SessionOptions;
 use crate::record::{COOKIE_KEY, FieldChange, Fields};
 
@@ -34,7 +35,7 @@ pub trait SessionData: Default + Send + 'static {
     fn options() -> SessionOptions;
 
     #[doc(hidden)]
-    fn __load(stored: &Fields) -> Self::Tracked;
+    fn __load(stored: &Baseline) -> Self::Tracked;
     #[doc(hidden)]
     fn __fresh() -> Self::Tracked;
     #[doc(hidden)]
@@ -42,7 +43,7 @@ pub trait SessionData: Default + Send + 'static {
     #[doc(hidden)]
     fn __diff(
         view: &Self::Tracked,
-        baseline: &Fields,
+        baseline: &Baseline,
         all: bool,
         out: &mut Vec<FieldChange>,
     ) -> Result<(), EncodeError>;
@@ -142,14 +143,18 @@ impl<U: PartialEq> PartialEq<U> for Field<U> {
 pub mod __private {
     use super::*;
 
+    pub use crate::baseline::{Baseline, StoredValue};
     pub use crate::options::{Priority, SameSite, Secure, SessionOptions, Unset};
     pub use serde_json::{Map, Value};
 
     /// Decodes one stored field; `None` when absent or when the stored value no longer
     /// fits the type (then a warning says which field, and the default is used).
-    pub fn decode<U: DeserializeOwned>(stored: &Fields, key: &str) -> Option<U> {
-        let value = stored.get(key)?;
-        match U::deserialize(value) {
+    pub fn decode<U: DeserializeOwned>(stored: &Baseline, key: &str) -> Option<U> {
+        let decoded = match stored.get(key)? {
+            StoredValue::Value(value) => U::deserialize(value),
+            StoredValue::Json(text) => serde_json::from_slice(text),
+        };
+        match decoded {
             Ok(v) => Some(v),
             Err(error) => {
                 tracing::warn!(
@@ -174,7 +179,7 @@ pub mod __private {
     /// The encode/decode functions of one field type. Generated code builds it once per
     /// field, so a type that is not `Serialize + Deserialize` gives one error, at the field.
     pub struct FieldOps<U> {
-        decode: fn(&Fields, &str) -> Option<U>,
+        decode: fn(&Baseline, &str) -> Option<U>,
         encode: fn(&str, &U) -> Result<Value, EncodeError>,
     }
 
@@ -203,7 +208,7 @@ pub mod __private {
 
     impl<U> FieldOps<U> {
         /// See [`decode`].
-        pub fn decode(&self, stored: &Fields, key: &str) -> Option<U> {
+        pub fn decode(&self, stored: &Baseline, key: &str) -> Option<U> {
             (self.decode)(stored, key)
         }
 
@@ -223,7 +228,7 @@ pub mod __private {
             &self,
             field: &Field<U>,
             key: &str,
-            baseline: &Fields,
+            baseline: &Baseline,
             all: bool,
             out: &mut Vec<FieldChange>,
         ) -> Result<(), EncodeError> {
@@ -231,7 +236,7 @@ pub mod __private {
                 return Ok(());
             }
             let now = (self.encode)(key, &field.value)?;
-            if baseline.get(key) != Some(&now) {
+            if !baseline.holds(key, &now) {
                 out.push((key.to_owned(), Some(now)));
             }
             Ok(())
@@ -239,18 +244,19 @@ pub mod __private {
     }
 
     /// The stored keys the struct does not declare, for the `flatten` field.
-    pub fn load_flatten(stored: &Fields, declared: &[&str]) -> Map<String, Value> {
+    pub fn load_flatten(stored: &Baseline, declared: &[&str]) -> Map<String, Value> {
         stored
-            .iter()
-            .filter(|(k, _)| !declared.contains(&k.as_str()) && k.as_str() != COOKIE_KEY)
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .keys()
+            .into_iter()
+            .filter(|k| !declared.contains(k) && *k != COOKIE_KEY)
+            .filter_map(|k| Some((k.to_owned(), stored.value(k)?)))
             .collect()
     }
 
     /// Per-key changes of the `flatten` map: each key is a field of its own.
     pub fn diff_flatten(
         field: &Field<Map<String, Value>>,
-        baseline: &Fields,
+        baseline: &Baseline,
         declared: &[&str],
         all: bool,
         out: &mut Vec<FieldChange>,
@@ -267,13 +273,13 @@ pub mod __private {
                 );
                 continue;
             }
-            if baseline.get(k) != Some(v) {
+            if !baseline.holds(k, v) {
                 out.push((k.clone(), Some(v.clone())));
             }
         }
         for k in baseline.keys() {
             if !reserved(k) && !field.value.contains_key(k) {
-                out.push((k.clone(), None));
+                out.push((k.to_owned(), None));
             }
         }
     }
@@ -285,24 +291,33 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fields(v: Value) -> Fields {
-        v.as_object().cloned().unwrap_or_default()
+    fn fields(v: Value) -> Baseline {
+        Baseline::from(v.as_object().cloned().unwrap_or_default())
+    }
+
+    fn text(v: Value) -> Baseline {
+        Baseline::from_json(v.to_string().as_bytes()).unwrap()
     }
 
     #[test]
     fn writing_back_the_same_value_is_not_a_change() {
-        let baseline = fields(json!({"views": 3}));
+        for baseline in [fields(json!({"views": 3})), text(json!({"views": 3}))] {
+            writing_back_the_same_value_is_not_a_change_against(&baseline);
+        }
+    }
+
+    fn writing_back_the_same_value_is_not_a_change_against(baseline: &Baseline) {
         let mut f = Field::__new(3u64);
         *f += 0;
         assert!(f.is_touched());
         let mut out = Vec::new();
         field_ops::<u64>()
-            .diff(&f, "views", &baseline, false, &mut out)
+            .diff(&f, "views", baseline, false, &mut out)
             .unwrap();
         assert!(out.is_empty());
         *f += 1;
         field_ops::<u64>()
-            .diff(&f, "views", &baseline, false, &mut out)
+            .diff(&f, "views", baseline, false, &mut out)
             .unwrap();
         assert_eq!(out, vec![("views".to_owned(), Some(json!(4)))]);
     }
@@ -320,22 +335,33 @@ mod tests {
 
     #[test]
     fn undecodable_value_falls_back_to_none() {
-        let stored = fields(json!({"views": "lots"}));
-        assert_eq!(decode::<u64>(&stored, "views"), None);
-        assert_eq!(decode::<String>(&stored, "views"), Some("lots".to_owned()));
+        for stored in [
+            fields(json!({"views": "lots"})),
+            text(json!({"views": "lots"})),
+        ] {
+            assert_eq!(decode::<u64>(&stored, "views"), None);
+            assert_eq!(decode::<String>(&stored, "views"), Some("lots".to_owned()));
+            assert_eq!(decode::<String>(&stored, "missing"), None);
+        }
     }
 
     #[test]
     fn flatten_map_changes_are_per_key_and_include_removals() {
-        let baseline = fields(json!({"views": 1, "a": 1, "b": 2}));
+        let stored = json!({"views": 1, "a": 1, "b": 2});
+        for baseline in [fields(stored.clone()), text(stored.clone())] {
+            flatten_map_changes_against(&baseline);
+        }
+    }
+
+    fn flatten_map_changes_against(baseline: &Baseline) {
         let declared = ["views"];
-        let mut map = Field::__new(load_flatten(&baseline, &declared));
-        assert_eq!(*map, fields(json!({"a": 1, "b": 2})));
+        let mut map = Field::__new(load_flatten(baseline, &declared));
+        assert_eq!(Value::Object((*map).clone()), json!({"a": 1, "b": 2}));
         map.insert("a".into(), json!(1));
         map.insert("c".into(), json!(3));
         map.remove("b");
         let mut out = Vec::new();
-        diff_flatten(&map, &baseline, &declared, false, &mut out);
+        diff_flatten(&map, baseline, &declared, false, &mut out);
         out.sort_by(|x, y| x.0.cmp(&y.0));
         assert_eq!(
             out,

@@ -384,7 +384,7 @@ async fn prepare<T: SessionData>(
 
     let loaded = match &cookie_id {
         None => None,
-        Some(id) => match time::lend(now, || ctx.store.get(id)).await {
+        Some(id) => match time::lend(now, || ctx.store.load(id)).await {
             Ok(Some(record)) if record.cookie.expires.is_some_and(|e| e <= now) => {
                 tracing::warn!("store returned an expired session; starting a fresh session");
                 None
@@ -410,8 +410,8 @@ async fn prepare<T: SessionData>(
     };
 
     let state: Result<State<T>, SessionError> = time::lend(now, || match loaded {
-        Some(mut record) => {
-            record.cookie.changed = false;
+        Some(mut loaded) => {
+            loaded.cookie.changed = false;
             let id = cookie_id.unwrap_or_default();
             let resave = ctx.options.resave;
             Ok(State::<T>::loaded(
@@ -419,7 +419,7 @@ async fn prepare<T: SessionData>(
                 id,
                 secure,
                 genid_parts,
-                record,
+                loaded,
                 !resave,
             ))
         }

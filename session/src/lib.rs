@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod baseline;
 mod config;
 mod cookie;
 mod data;

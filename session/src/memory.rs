@@ -9,6 +9,7 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
+use crate::baseline::Loaded;
 use crate::cookie::SessionCookie;
 use crate::memory_blob as blob;
 use crate::record::{FieldChange, Patch, Record};
@@ -304,6 +305,23 @@ impl MemoryStore {
         let (hash, mut shard) = self.shard(id);
         match shard.find_entry(hash, |s| s.is(hash, id)) {
             Ok(e) if e.get().deadline > now => blob::decode(&e.get().blob, e.get().deadline)
+                .map(Some)
+                .map_err(StoreError::Corrupt),
+            Ok(e) => {
+                e.remove();
+                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// [`MemoryStore::get_now`] for the layer: the fields stay JSON text.
+    pub(crate) fn load_now(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
+        let now = time::now_ms();
+        let (hash, mut shard) = self.shard(id);
+        match shard.find_entry(hash, |s| s.is(hash, id)) {
+            Ok(e) if e.get().deadline > now => blob::decode_loaded(&e.get().blob, e.get().deadline)
                 .map(Some)
                 .map_err(StoreError::Corrupt),
             Ok(e) => {

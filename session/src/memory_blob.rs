@@ -8,13 +8,9 @@
 //! a `u16` length and bytes); the fields JSON.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
-
-use serde_json::value::RawValue;
-
+use crate::baseline::{Baseline, Entries, Key, Loaded, scan_object, span_text};
 use crate::cookie::{SessionCookie, root_path};
 use crate::options::{Priority, SameSite};
 use crate::record::{FieldChange, Fields, Record, RecordError};
@@ -332,6 +328,15 @@ pub(crate) fn decode_cookie(
     Ok((cookie, fields_json))
 }
 
+/// The cookie, and the fields as their JSON text (for a session being loaded).
+pub(crate) fn decode_loaded(blob: &[u8], deadline: i64) -> Result<Loaded, RecordError> {
+    let (cookie, json) = decode_cookie(blob, deadline)?;
+    Ok(Loaded {
+        cookie,
+        fields: Baseline::from_json(json)?,
+    })
+}
+
 /// The whole record.
 pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<Record, RecordError> {
     let (cookie, json) = decode_cookie(blob, deadline)?;
@@ -339,51 +344,19 @@ pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<Record, RecordError> 
     Ok(Record { cookie, fields })
 }
 
-/// A key of the stored JSON: borrowed from the text unless it has escapes.
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
+/// A key of the stored JSON: its text when it has no escapes, else the decoded key.
+#[derive(Clone, Copy)]
+enum EntryKey<'a> {
+    Plain(&'a [u8]),
+    Escaped(&'a str),
 }
 
-/// The fields of the stored JSON, in order, values left as raw text.
-struct Entries<'a>(Vec<(Key<'a>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(Entries(out))
-            }
+impl EntryKey<'_> {
+    fn is(self, key: &str) -> bool {
+        match self {
+            Self::Plain(text) => text == key.as_bytes(),
+            Self::Escaped(k) => k == key,
         }
-        d.deserialize_map(V)
     }
 }
 
@@ -394,7 +367,30 @@ fn patch_json_into(
     changes: &[FieldChange],
     out: &mut Vec<u8>,
 ) -> Result<(), RecordError> {
-    let Entries(entries) = serde_json::from_slice(json)?;
+    if let Some(spans) = scan_object(json) {
+        let entries = spans
+            .as_slice()
+            .iter()
+            .map(|&(k, v)| (EntryKey::Plain(span_text(json, k)), span_text(json, v)));
+        return write_patched(entries, changes, out);
+    }
+    // Keys with escapes: serde_json finds the entries.
+    let Entries(found) = serde_json::from_slice(json)?;
+    let entries = found.iter().map(|(Key(k), raw)| {
+        let key = match k {
+            Cow::Borrowed(k) => EntryKey::Plain(k.as_bytes()),
+            Cow::Owned(k) => EntryKey::Escaped(k),
+        };
+        (key, raw.get().as_bytes())
+    });
+    write_patched(entries, changes, out)
+}
+
+fn write_patched<'a>(
+    entries: impl Iterator<Item = (EntryKey<'a>, &'a [u8])> + Clone,
+    changes: &[FieldChange],
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
     out.push(b'{');
     let mut first = true;
     let mut comma = |out: &mut Vec<u8>| {
@@ -403,31 +399,31 @@ fn patch_json_into(
         }
         first = false;
     };
-    for (key, raw) in &entries {
-        let value = match changes.iter().find(|(k, _)| *k == key.0) {
+    for (key, raw) in entries.clone() {
+        let value = match changes.iter().find(|(k, _)| key.is(k)) {
             Some((_, None)) => continue,
             Some((_, Some(new))) => Some(new),
             None => None,
         };
         comma(out);
-        match &key.0 {
-            // Borrowed means the key had no escapes: its text is the key itself.
-            Cow::Borrowed(k) => {
+        match key {
+            // A key without escapes: its text is the key itself.
+            EntryKey::Plain(k) => {
                 out.push(b'"');
-                out.extend_from_slice(k.as_bytes());
+                out.extend_from_slice(k);
                 out.push(b'"');
             }
-            Cow::Owned(k) => serde_json::to_writer(&mut *out, k)?,
+            EntryKey::Escaped(k) => serde_json::to_writer(&mut *out, k)?,
         }
         out.push(b':');
         match value {
             Some(new) => serde_json::to_writer(&mut *out, new)?,
-            None => out.extend_from_slice(raw.get().as_bytes()),
+            None => out.extend_from_slice(raw),
         }
     }
     for (key, new) in changes {
         if let Some(new) = new {
-            if !entries.iter().any(|(k, _)| k.0 == *key) {
+            if !entries.clone().any(|(k, _)| k.is(key)) {
                 comma(out);
                 serde_json::to_writer(&mut *out, key)?;
                 out.push(b':');

@@ -9,6 +9,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
+use crate::baseline::{Baseline, Loaded};
 use crate::cookie::SessionCookie;
 use crate::data::{EncodeError, SessionData};
 use crate::layer::Ctx;
@@ -62,7 +63,7 @@ pub(crate) struct State<T: SessionData> {
     pub(crate) view: T::Tracked,
     /// The stored fields the view was loaded from (`None`: a new session, whose
     /// baseline is the encoded `Default`, computed only when needed).
-    pub(crate) baseline: Option<Fields>,
+    pub(crate) baseline: Option<Baseline>,
     pub(crate) cookie: SessionCookie,
     /// The store holds a record under `id`.
     pub(crate) in_store: bool,
@@ -103,17 +104,17 @@ impl<T: SessionData> State<T> {
         id: String,
         request_secure: bool,
         genid_parts: Option<Arc<Parts>>,
-        record: Record,
+        loaded: Loaded,
         saved_clean: bool,
     ) -> Self {
-        let view = T::__load(&record.fields);
+        let view = T::__load(&loaded.fields);
         Self {
             had_cookie: true,
             id_from_cookie: true,
-            baseline: Some(record.fields),
+            baseline: Some(loaded.fields),
             in_store: true,
             saved_clean,
-            ..Self::assemble(ctx, id, request_secure, genid_parts, view, record.cookie)
+            ..Self::assemble(ctx, id, request_secure, genid_parts, view, loaded.cookie)
         }
     }
 
@@ -146,10 +147,10 @@ impl<T: SessionData> State<T> {
         }
     }
 
-    fn replace_with(&mut self, record: Record, saved_clean: bool) {
-        self.view = T::__load(&record.fields);
-        self.baseline = Some(record.fields);
-        self.cookie = record.cookie;
+    fn replace_with(&mut self, loaded: Loaded, saved_clean: bool) {
+        self.view = T::__load(&loaded.fields);
+        self.baseline = Some(loaded.fields);
+        self.cookie = loaded.cookie;
         self.in_store = true;
         self.saved_clean = saved_clean;
         self.phase = Phase::Active;
@@ -157,7 +158,7 @@ impl<T: SessionData> State<T> {
 
     /// The whole record as it would be stored now: the baseline with `changes` applied.
     pub(crate) fn whole_record(&mut self, changes: &[FieldChange]) -> Result<Record, SessionError> {
-        let fields = self.baseline()?.clone();
+        let fields = self.baseline()?.to_fields().map_err(StoreError::Corrupt)?;
         Ok(self.record_from(fields, changes))
     }
 
@@ -168,7 +169,12 @@ impl<T: SessionData> State<T> {
         changes: &[FieldChange],
     ) -> Result<Record, SessionError> {
         self.baseline()?;
-        let fields = self.baseline.take().unwrap_or_default();
+        let fields = self
+            .baseline
+            .take()
+            .unwrap_or_default()
+            .into_fields()
+            .map_err(StoreError::Corrupt)?;
         Ok(self.record_from(fields, changes))
     }
 
@@ -180,13 +186,13 @@ impl<T: SessionData> State<T> {
         }
     }
 
-    pub(crate) fn baseline(&mut self) -> Result<&Fields, SessionError> {
+    pub(crate) fn baseline(&mut self) -> Result<&Baseline, SessionError> {
         if self.baseline.is_none() {
             let mut fields = Fields::new();
             T::__encode_defaults(&mut fields)?;
-            self.baseline = Some(fields);
+            self.baseline = Some(Baseline::from(fields));
         }
-        Ok(self.baseline.get_or_insert_with(Fields::new))
+        Ok(self.baseline.get_or_insert_with(Baseline::default))
     }
 
     /// The changed fields against the baseline.
@@ -436,13 +442,13 @@ impl<T: SessionData> Session<T> {
     /// Fails with [`SessionError::NotFound`] when it is no longer stored.
     pub async fn reload(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
-        let record = st
+        let loaded = st
             .ctx
             .store
-            .get(&st.id)
+            .load(&st.id)
             .await?
             .ok_or(SessionError::NotFound)?;
-        st.replace_with(record, true);
+        st.replace_with(loaded, true);
         Ok(())
     }
 
@@ -463,13 +469,13 @@ impl<T: SessionData> Session<T> {
             }
             st.modified |= !patch.changes.is_empty();
             if let Some(b) = &mut st.baseline {
-                apply_changes(b, &patch.changes);
+                b.apply(&patch.changes).map_err(StoreError::Corrupt)?;
             }
         } else {
             let record = st.whole_record(&changes)?;
             st.ctx.store.set(&st.id, &record).await?;
             st.modified |= !changes.is_empty();
-            st.baseline = Some(record.fields);
+            st.baseline = Some(Baseline::from(record.fields));
         }
         T::__settle(&mut st.view);
         st.in_store = true;
@@ -482,9 +488,13 @@ impl<T: SessionData> Session<T> {
     /// struct does not declare included).
     pub fn to_json(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, SessionError> {
         let st = self.st_mut();
-        let mut fields = st.baseline()?.clone();
+        st.baseline()?;
+        let mut fields = Fields::new();
         let mut changes = Vec::new();
-        T::__diff(&st.view, &fields, true, &mut changes)?;
+        if let Some(baseline) = &st.baseline {
+            fields = baseline.to_fields().map_err(StoreError::Corrupt)?;
+            T::__diff(&st.view, baseline, true, &mut changes)?;
+        }
         apply_changes(&mut fields, &changes);
         Ok(fields)
     }

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use crate::baseline::Loaded;
 use crate::cookie::SessionCookie;
 use crate::memory::MemoryStore;
 use crate::record::{FieldChange, Patch, Record, RecordError};
@@ -193,7 +194,8 @@ impl<T: Unpin> Future for StoreFut<'_, T> {
 
 /// The object-safe face of [`SessionStore`] that the layer keeps behind an `Arc`.
 pub(crate) trait DynStore: Send + Sync + 'static {
-    fn get<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Record>>;
+    /// [`SessionStore::get`], for the layer: the built-in store keeps the fields as text.
+    fn load<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Loaded>>;
     fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> StoreFut<'a, ()>;
     fn patch<'a>(&'a self, id: &'a str, patch: &'a Patch) -> StoreFut<'a, PatchOutcome>;
     /// [`DynStore::patch`] from the parts of a patch: the built-in store needs no
@@ -215,10 +217,12 @@ fn as_memory<S: SessionStore>(store: &S) -> Option<&MemoryStore> {
 }
 
 impl<S: SessionStore> DynStore for S {
-    fn get<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Record>> {
+    fn load<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Loaded>> {
         match as_memory(self) {
-            Some(memory) => StoreFut::Answered(Some(memory.get_now(id))),
-            None => StoreFut::Pending(Box::pin(SessionStore::get(self, id))),
+            Some(memory) => StoreFut::Answered(Some(memory.load_now(id))),
+            None => StoreFut::Pending(Box::pin(async move {
+                Ok(SessionStore::get(self, id).await?.map(Loaded::from))
+            })),
         }
     }
     fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> StoreFut<'a, ()> {
