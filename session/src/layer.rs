@@ -17,11 +17,12 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::baseline::Loaded;
 use crate::cookie::find_cookie;
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
-use crate::session::{Phase, SessionError, SessionSlot, State, reclaim_state};
+use crate::session::{Phase, SessionError, SessionSlot, Slot, State, reclaim_state};
 use crate::signing::{HmacSigner, Secrets, Signer, unsign_remembered};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
 use crate::time;
@@ -324,12 +325,34 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let ctx = Arc::clone(&self.ctx);
+        if let Some(memory) = ctx.store.memory() {
+            // The built-in store answers at once: prepare the session now and call the
+            // service that was made ready, instead of a clone of it later.
+            let secure = is_secure(&req, ctx.options.proxy);
+            let prepared = if in_cookie_path(&ctx, &req) {
+                let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(&req)));
+                prepare_now::<T>(&ctx, memory, req.headers(), secure, genid_parts)
+            } else {
+                Prepared::Without
+            };
+            let slot = match attach(prepared, &mut req) {
+                Ok(slot) => slot,
+                Err(response) => return Box::pin(std::future::ready(Ok(response))),
+            };
+            let handled = self.inner.call(req);
+            return Box::pin(complete(ctx, handled, slot, secure));
+        }
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let ctx = Arc::clone(&self.ctx);
         Box::pin(run::<T, S, B>(ctx, inner, req))
     }
+}
+
+/// The path gate: a plain prefix match, as in express-session.
+fn in_cookie_path<B>(ctx: &Ctx, req: &Request<B>) -> bool {
+    req.uri().path().starts_with(&*ctx.options.cookie.path)
 }
 
 fn is_secure<B>(req: &Request<B>, proxy: Option<bool>) -> bool {
@@ -381,32 +404,61 @@ async fn prepare<T: SessionData>(
 ) -> Prepared<T> {
     let cookie_id = ctx.read_id(headers);
     let now = time::now_ms();
+    let found = match &cookie_id {
+        None => Ok(None),
+        Some(id) => time::lend(now, || ctx.store.load(id)).await,
+    };
+    conclude(ctx, cookie_id, now, found, secure, genid_parts)
+}
 
-    let loaded = match &cookie_id {
-        None => None,
-        Some(id) => match time::lend(now, || ctx.store.load(id)).await {
-            Ok(Some(record)) if record.cookie.expires.is_some_and(|e| e <= now) => {
-                tracing::warn!("store returned an expired session; starting a fresh session");
-                None
-            }
-            Ok(found) => found,
-            Err(StoreError::Corrupt(error)) => {
-                tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
-                None
-            }
-            Err(error) => {
-                tracing::error!(
-                    error = &error as &dyn std::error::Error,
-                    "session store failed to load a session"
-                );
-                return match ctx.options.store_error {
-                    StoreErrorPolicy::Fail => {
-                        Prepared::Respond(error_response("session store unavailable"))
-                    }
-                    StoreErrorPolicy::ContinueWithoutSession => Prepared::Without,
-                };
-            }
-        },
+/// [`prepare`] without a future, for the built-in store (which answers at once).
+fn prepare_now<T: SessionData>(
+    ctx: &Arc<Ctx>,
+    memory: &MemoryStore,
+    headers: &HeaderMap,
+    secure: bool,
+    genid_parts: Option<Arc<Parts>>,
+) -> Prepared<T> {
+    let cookie_id = ctx.read_id(headers);
+    let now = time::now_ms();
+    let found = match &cookie_id {
+        None => Ok(None),
+        Some(id) => time::lend(now, || memory.load_now(id)),
+    };
+    conclude(ctx, cookie_id, now, found, secure, genid_parts)
+}
+
+/// The session of the request, from what its cookie and the store said.
+fn conclude<T: SessionData>(
+    ctx: &Arc<Ctx>,
+    cookie_id: Option<String>,
+    now: i64,
+    found: Result<Option<Loaded>, StoreError>,
+    secure: bool,
+    genid_parts: Option<Arc<Parts>>,
+) -> Prepared<T> {
+    let loaded = match found {
+        Ok(Some(loaded)) if loaded.cookie.expires.is_some_and(|e| e <= now) => {
+            tracing::warn!("store returned an expired session; starting a fresh session");
+            None
+        }
+        Ok(found) => found,
+        Err(StoreError::Corrupt(error)) => {
+            tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
+            None
+        }
+        Err(error) => {
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "session store failed to load a session"
+            );
+            return match ctx.options.store_error {
+                StoreErrorPolicy::Fail => {
+                    Prepared::Respond(error_response("session store unavailable"))
+                }
+                StoreErrorPolicy::ContinueWithoutSession => Prepared::Without,
+            };
+        }
     };
 
     let state: Result<State<T>, SessionError> = time::lend(now, || match loaded {
@@ -446,10 +498,29 @@ async fn prepare<T: SessionData>(
     }
 }
 
-// A plain fn returning an async block rather than an `async fn`: an async fn keeps its
+/// Lends the prepared session to the handler through the request extensions.
+fn attach<T: SessionData, B>(
+    prepared: Prepared<T>,
+    req: &mut Request<B>,
+) -> Result<Option<Slot<T>>, Response> {
+    match prepared {
+        Prepared::Without => Ok(None),
+        Prepared::Respond(response) => Err(response),
+        Prepared::With(state) => {
+            let slot = Arc::new(std::sync::Mutex::new(Some(state)));
+            req.extensions_mut().insert(SessionSlot(Arc::clone(&slot)));
+            Ok(Some(slot))
+        }
+    }
+}
+
+// Plain fns returning async blocks rather than `async fn`s: an async fn keeps its
 // arguments twice in its future (as captured and as locals). With the handler called from
 // one place only, the boxed future stays under 1 KiB, within the allocator's fast path
-// for small sizes (it was 1.2 KiB).
+// for small sizes.
+
+/// The whole request, for a store that may make the session wait: prepare, then the
+/// handler, then [`complete`].
 #[allow(clippy::manual_async_fn)]
 fn run<T, S, B>(
     ctx: Arc<Ctx>,
@@ -462,28 +533,37 @@ where
 {
     async move {
         let secure = is_secure(&req, ctx.options.proxy);
-        // Path gate: a plain prefix match, as in express-session.
-        let prepared = if req.uri().path().starts_with(&*ctx.options.cookie.path) {
+        let prepared = if in_cookie_path(&ctx, &req) {
             let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(&req)));
             prepare::<T>(&ctx, req.headers(), secure, genid_parts).await
         } else {
             Prepared::Without
         };
-        // One call site for the handler, so its future has one place in this one.
-        let slot = match prepared {
-            Prepared::Without => None,
-            Prepared::Respond(response) => return Ok(response),
-            Prepared::With(state) => {
-                let slot = Arc::new(std::sync::Mutex::new(Some(state)));
-                req.extensions_mut().insert(SessionSlot(Arc::clone(&slot)));
-                Some(slot)
-            }
+        let slot = match attach(prepared, &mut req) {
+            Ok(slot) => slot,
+            Err(response) => return Ok(response),
         };
-        let mut response = inner.call(req).await?;
+        complete(ctx, inner.call(req), slot, secure).await
+    }
+}
+
+/// Waits for the handler's response, then takes the session back and persists it.
+#[allow(clippy::manual_async_fn)]
+fn complete<T, F, E>(
+    ctx: Arc<Ctx>,
+    handled: F,
+    slot: Option<Slot<T>>,
+    secure: bool,
+) -> impl Future<Output = Result<Response, E>>
+where
+    F: Future<Output = Result<Response, E>>,
+    T: SessionData,
+{
+    async move {
+        let mut response = handled.await?;
         let Some(slot) = slot else {
             return Ok(response);
         };
-
         let Some(mut state) = reclaim_state(slot) else {
             tracing::error!(
                 "the session is still held after the handler returned (moved into a spawned task?); \

@@ -194,6 +194,8 @@ impl<T: Unpin> Future for StoreFut<'_, T> {
 
 /// The object-safe face of [`SessionStore`] that the layer keeps behind an `Arc`.
 pub(crate) trait DynStore: Send + Sync + 'static {
+    /// The store as the built-in `MemoryStore`, which answers every call at once.
+    fn memory(&self) -> Option<&MemoryStore>;
     /// [`SessionStore::get`], for the layer: the built-in store keeps the fields as text.
     fn load<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Loaded>>;
     fn set<'a>(&'a self, id: &'a str, record: &'a Record) -> StoreFut<'a, ()>;
@@ -217,6 +219,9 @@ fn as_memory<S: SessionStore>(store: &S) -> Option<&MemoryStore> {
 }
 
 impl<S: SessionStore> DynStore for S {
+    fn memory(&self) -> Option<&MemoryStore> {
+        as_memory(self)
+    }
     fn load<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<Loaded>> {
         match as_memory(self) {
             Some(memory) => StoreFut::Answered(Some(memory.load_now(id))),
