@@ -498,7 +498,9 @@ fn conclude<T: SessionData>(
     }
 }
 
-/// Lends the prepared session to the handler through the request extensions.
+/// Lends the prepared session to the handler through the request extensions, or gives
+/// the response to send instead.
+#[allow(clippy::result_large_err)] // returned once per request, never stored
 fn attach<T: SessionData, B>(
     prepared: Prepared<T>,
     req: &mut Request<B>,
