@@ -215,7 +215,8 @@ impl Signer for HmacSigner {
 /// stored under the old one.
 pub(crate) fn unsign_remembered<'a>(secrets: &Secrets, signed: &'a str) -> Option<&'a str> {
     if verified::contains(secrets.id, signed.as_bytes()) {
-        return signed.rfind('.').map(|dot| &signed[..dot]);
+        // It verified with `HmacSigner`: it ends with "." and a signature of `SIG_LEN`.
+        return signed.get(..signed.len().checked_sub(SIG_LEN + 1)?);
     }
     let value = secrets
         .iter()
@@ -260,12 +261,22 @@ mod verified {
         ((h ^ owner.wrapping_mul(0x9e37_79b9_7f4a_7c15)) as usize) % SLOTS
     }
 
-    /// Equal lengths and equal bytes, looking at every byte whatever differs.
+    /// Equal lengths and equal bytes, looking at every byte whatever differs (eight at a
+    /// time).
     fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         if a.len() != b.len() {
             return false;
         }
-        let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+        let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (ra, rb) = (wa.remainder(), wb.remainder());
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        let mut diff = wa
+            .zip(wb)
+            .fold(0u64, |acc, (x, y)| acc | (word(x) ^ word(y)));
+        diff |= ra
+            .iter()
+            .zip(rb)
+            .fold(0u64, |acc, (x, y)| acc | u64::from(x ^ y));
         std::hint::black_box(diff) == 0
     }
 
@@ -300,6 +311,27 @@ mod verified {
             slot.len = len;
             slot.bytes[..value.len()].copy_from_slice(value);
         });
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::constant_time_eq;
+
+        #[test]
+        fn constant_time_eq_sees_a_difference_in_any_byte_of_any_length() {
+            for len in 0..40usize {
+                let a: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+                assert!(constant_time_eq(&a, &a.clone()));
+                for at in 0..len {
+                    for bit in [0x01u8, 0x80] {
+                        let mut b = a.clone();
+                        b[at] ^= bit;
+                        assert!(!constant_time_eq(&a, &b), "len {len}, byte {at}");
+                    }
+                }
+                assert!(!constant_time_eq(&a, &[a.as_slice(), &[0]].concat()));
+            }
+        }
     }
 }
 
