@@ -199,6 +199,22 @@ impl Baseline {
         }
     }
 
+    /// The fields, if they are kept as a map.
+    pub(crate) fn as_map(&self) -> Option<&Fields> {
+        match &self.0 {
+            Repr::Map(map) => Some(map),
+            Repr::Text { .. } => None,
+        }
+    }
+
+    /// The fields, if they are kept as JSON object text.
+    pub(crate) fn as_text(&self) -> Option<&[u8]> {
+        match &self.0 {
+            Repr::Map(_) => None,
+            Repr::Text { json, .. } => Some(json),
+        }
+    }
+
     /// The fields as a JSON object map.
     pub(crate) fn to_fields(&self) -> Result<Fields, RecordError> {
         match &self.0 {

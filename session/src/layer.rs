@@ -659,6 +659,12 @@ async fn finish<T: SessionData>(
                 );
                 set_cookie = false;
             }
+        } else if let Some(memory) = ctx.store.memory() {
+            // The built-in store writes the record straight from its parts.
+            let fields = st.take_baseline()?;
+            time::lend(now, || {
+                memory.set_parts_now(&st.id, &st.cookie, &fields, &changes)
+            })?;
         } else {
             let record = st.take_whole_record(&changes)?;
             time::lend(now, || ctx.store.set(&st.id, &record)).await?;

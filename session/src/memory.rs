@@ -9,7 +9,7 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 
-use crate::baseline::Loaded;
+use crate::baseline::{Baseline, Loaded};
 use crate::cookie::SessionCookie;
 use crate::memory_blob as blob;
 use crate::record::{FieldChange, Patch, Record};
@@ -334,15 +334,35 @@ impl MemoryStore {
     }
 
     pub(crate) fn set_now(&self, id: &str, record: &Record) {
+        let blob = blob::encode_record(id, &record.cookie, &record.fields);
+        self.store_blob(id, &record.cookie, blob);
+    }
+
+    /// [`MemoryStore::set_now`] from a session's parts: its stored fields and this
+    /// request's changes, written into the blob without building the record.
+    pub(crate) fn set_parts_now(
+        &self,
+        id: &str,
+        cookie: &SessionCookie,
+        fields: &Baseline,
+        changes: &[FieldChange],
+    ) -> Result<(), StoreError> {
+        let blob =
+            blob::encode_baseline(id, cookie, fields, changes).map_err(StoreError::Corrupt)?;
+        self.store_blob(id, cookie, blob);
+        Ok(())
+    }
+
+    /// Stores the blob of a whole record under `id` (unless the cookie has already
+    /// expired: writing an expired record is a delete, as connect-redis does).
+    fn store_blob(&self, id: &str, cookie: &SessionCookie, blob: Box<[u8]>) {
         let now = time::now_ms();
         self.maybe_sweep_step(now);
-        let deadline = self.deadline(&record.cookie, now);
+        let deadline = self.deadline(cookie, now);
         if deadline <= now {
-            // Writing an already expired record is a delete (as connect-redis does).
             self.destroy_now(id);
             return;
         }
-        let blob = blob::encode_record(id, &record.cookie, &record.fields);
         let hash = self.inner.hash.hash_one(id);
         let mut stored = Stored {
             hash,

@@ -14,6 +14,7 @@ use crate::baseline::{Baseline, Entries, Key, Loaded, scan_object, span_text};
 use crate::cookie::{SessionCookie, root_path};
 use crate::options::{Priority, SameSite};
 use crate::record::{FieldChange, Fields, Record, RecordError};
+use serde_json::Value;
 
 const HTTP_ONLY: u8 = 1;
 const SECURE_SET: u8 = 1 << 1;
@@ -182,6 +183,22 @@ pub(crate) fn encode_patched(
     })
 }
 
+/// A new blob: `cookie`, then a session's stored `fields` with `changes` applied.
+pub(crate) fn encode_baseline(
+    key: &str,
+    cookie: &SessionCookie,
+    fields: &Baseline,
+    changes: &[FieldChange],
+) -> Result<Box<[u8]>, RecordError> {
+    exact(|out| {
+        encode_head(key, cookie, out);
+        match fields.as_map() {
+            Some(map) => write_map_patched(map, changes, out),
+            None => patch_json_into(fields.as_text().unwrap_or(b"{}"), changes, out),
+        }
+    })
+}
+
 /// Whether `blob` stores exactly `cookie` (its expiry being the entry's deadline), so a
 /// touch only has to move the deadline. Compares bytes; allocates nothing.
 pub(crate) fn cookie_matches(blob: &[u8], cookie: &SessionCookie) -> bool {
@@ -344,6 +361,41 @@ pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<Record, RecordError> 
     Ok(Record { cookie, fields })
 }
 
+/// Appends the JSON object of `map` with `changes` applied to `out`.
+fn write_map_patched(
+    map: &Fields,
+    changes: &[FieldChange],
+    out: &mut Vec<u8>,
+) -> Result<(), RecordError> {
+    out.push(b'{');
+    let mut first = true;
+    let mut entry = |out: &mut Vec<u8>, key: &str, value: &Value| {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        serde_json::to_writer(&mut *out, key)?;
+        out.push(b':');
+        serde_json::to_writer(&mut *out, value)
+    };
+    for (key, value) in map {
+        match changes.iter().find(|(k, _)| k == key) {
+            Some((_, None)) => {}
+            Some((_, Some(new))) => entry(out, key, new)?,
+            None => entry(out, key, value)?,
+        }
+    }
+    for (key, new) in changes {
+        if let Some(new) = new {
+            if !map.contains_key(key) {
+                entry(out, key, new)?;
+            }
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
 /// A key of the stored JSON: its text when it has no escapes, else the decoded key.
 #[derive(Clone, Copy)]
 enum EntryKey<'a> {
@@ -491,6 +543,25 @@ mod tests {
             v,
             json!({"a": {"deep": [1, 2, 3]}, "c": 2, "d": null, "he said \"hi\"": "é"})
         );
+    }
+
+    #[test]
+    fn a_record_from_parts_is_the_fields_with_the_changes_applied() {
+        let stored = json!({"a": 1, "b": "x", "c": [1, 2]});
+        let changes = [
+            ("a".to_owned(), Some(json!({"deep": true}))),
+            ("b".to_owned(), None),
+            ("d".to_owned(), Some(json!("new"))),
+        ];
+        let expected = json!({"a": {"deep": true}, "c": [1, 2], "d": "new"});
+        let map = Baseline::from(stored.as_object().cloned().unwrap());
+        let text = Baseline::from_json(stored.to_string().as_bytes()).unwrap();
+        for fields in [map, text] {
+            let blob = encode_baseline("id", &SessionCookie::default(), &fields, &changes).unwrap();
+            let record = decode(&blob, 0).unwrap();
+            assert_eq!(serde_json::Value::Object(record.fields), expected);
+            assert_eq!(key_of(&blob).unwrap(), b"id");
+        }
     }
 
     #[test]

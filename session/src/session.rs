@@ -178,6 +178,13 @@ impl<T: SessionData> State<T> {
         Ok(self.record_from(fields, changes))
     }
 
+    /// The stored fields (the encoded defaults for a new session), taken out at the end
+    /// of the request.
+    pub(crate) fn take_baseline(&mut self) -> Result<Baseline, SessionError> {
+        self.baseline()?;
+        Ok(self.baseline.take().unwrap_or_default())
+    }
+
     fn record_from(&self, mut fields: Fields, changes: &[FieldChange]) -> Record {
         apply_changes(&mut fields, changes);
         Record {
