@@ -309,6 +309,7 @@ pub(crate) fn scan_object(t: &[u8]) -> Option<Spans> {
     }
 }
 
+#[inline]
 fn skip_ws(t: &[u8], mut i: usize) -> usize {
     while matches!(t.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
         i += 1;
@@ -329,28 +330,44 @@ fn skip_string(t: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// The end of the value that starts at `start` (not empty).
+#[inline]
 fn skip_value(t: &[u8], start: usize) -> Option<usize> {
+    match *t.get(start)? {
+        b'"' => skip_string(t, start + 1),
+        b'{' | b'[' => skip_container(t, start),
+        // A number, `true`, `false` or `null`: up to the next delimiter.
+        _ => {
+            let rest = t.get(start..)?;
+            let len = rest
+                .iter()
+                .position(|&b| {
+                    matches!(b, b',' | b'}' | b']' | b':' | b' ' | b'\n' | b'\r' | b'\t')
+                })
+                .unwrap_or(rest.len());
+            (len > 0).then_some(start + len)
+        }
+    }
+}
+
+/// The end of the object or array that starts at `start`.
+fn skip_container(t: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut i = start;
     loop {
-        let b = *t.get(i)?;
-        match b {
+        match *t.get(i)? {
             b'"' => i = skip_string(t, i + 1)?,
             b'{' | b'[' => {
                 depth += 1;
                 i += 1;
             }
-            b'}' | b']' if depth > 0 => {
+            b'}' | b']' => {
                 depth -= 1;
                 i += 1;
-            }
-            b'}' | b']' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t' if depth == 0 => {
-                return (i > start).then_some(i);
+                if depth == 0 {
+                    return Some(i);
+                }
             }
             _ => i += 1,
-        }
-        if depth == 0 && matches!(b, b'"' | b'}' | b']') {
-            return Some(i);
         }
     }
 }
