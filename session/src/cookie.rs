@@ -317,6 +317,11 @@ fn decode_uri_component(s: &[u8]) -> Option<String> {
 /// holds a `%` (a malformed escape leaves the value raw). A value that is not UTF-8 is
 /// ignored (it cannot be a signed session id).
 pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<'h, str>> {
+    find_cookie_raw(headers, name).and_then(decode_cookie_value)
+}
+
+/// [`find_cookie`] before decoding: the value as sent, without its surrounding quotes.
+pub(crate) fn find_cookie_raw<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     if name.is_empty() {
         return None;
     }
@@ -338,16 +343,22 @@ pub(crate) fn find_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<Cow<
                 continue;
             };
             let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-            return value_of(trim(&rest[..end]));
+            return Some(unquote(trim(&rest[..end])));
         }
     }
     None
 }
 
-fn value_of(mut value: &[u8]) -> Option<Cow<'_, str>> {
-    if value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"' {
-        value = &value[1..value.len() - 1];
+fn unquote(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
     }
+}
+
+/// A raw cookie value decoded as express-session decodes it (`decodeURIComponent`, the
+/// value kept as is when that fails); `None` when it is not UTF-8.
+pub(crate) fn decode_cookie_value(value: &[u8]) -> Option<Cow<'_, str>> {
     if memchr::memchr(b'%', value).is_some() {
         if let Some(decoded) = decode_uri_component(value) {
             return Some(Cow::Owned(decoded));

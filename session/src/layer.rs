@@ -18,12 +18,12 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::baseline::Loaded;
-use crate::cookie::find_cookie;
+use crate::cookie::{decode_cookie_value, find_cookie_raw};
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
 use crate::session::{Phase, SessionError, SessionSlot, Slot, State, reclaim_state};
-use crate::signing::{HmacSigner, Secrets, Signer, unsign_remembered};
+use crate::signing::{HmacSigner, Secrets, Signer, remembered_id, unsign_remembering};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
 use crate::time;
 
@@ -120,40 +120,25 @@ impl Ctx {
 
     /// The verified session id of the request, if its cookie carries one.
     fn read_id(&self, headers: &HeaderMap) -> Option<String> {
-        let value = find_cookie(headers, &self.options.name)?;
-        if value.len() > MAX_COOKIE_VALUE_LEN {
+        let raw = find_cookie_raw(headers, &self.options.name)?;
+        if raw.len() > MAX_COOKIE_VALUE_LEN {
             tracing::info!(
-                len = value.len(),
+                len = raw.len(),
                 "session cookie too long; starting a fresh session"
             );
             return None;
         }
-        let Some(signed) = value.strip_prefix("s:") else {
-            tracing::debug!(
-                "session cookie is not signed (no `s:` prefix); starting a fresh session"
-            );
-            return None;
-        };
-        let id = if self.default_signer {
-            unsign_remembered(&self.secrets, signed)
+        let remembered = if self.default_signer {
+            remembered_id(&self.secrets, raw)
         } else {
-            self.secrets
-                .iter()
-                .find_map(|secret| self.signer.unsign(signed, secret))
+            None
+        };
+        let id = match remembered {
+            Some(id) => Some(id),
+            None => self.verify(raw)?,
         };
         match id {
-            Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => {
-                let len = id.len();
-                Some(match value {
-                    // Reuse the decoded buffer: "s:" + id + "." + signature.
-                    Cow::Owned(mut buf) => {
-                        buf.truncate(2 + len);
-                        buf.drain(..2);
-                        buf
-                    }
-                    Cow::Borrowed(_) => id.to_owned(),
-                })
-            }
+            Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id),
             Some(_) => {
                 tracing::info!("signed session id has an invalid length; starting a fresh session");
                 None
@@ -165,6 +150,38 @@ impl Ctx {
                 None
             }
         }
+    }
+
+    /// Decodes and verifies a cookie value: `None` when it is not signed at all,
+    /// `Some(None)` when its signature does not verify.
+    fn verify(&self, raw: &[u8]) -> Option<Option<String>> {
+        let value = decode_cookie_value(raw)?;
+        let Some(signed) = value.strip_prefix("s:") else {
+            tracing::debug!(
+                "session cookie is not signed (no `s:` prefix); starting a fresh session"
+            );
+            return None;
+        };
+        let id = if self.default_signer {
+            unsign_remembering(&self.secrets, raw, signed)
+        } else {
+            self.secrets
+                .iter()
+                .find_map(|secret| self.signer.unsign(signed, secret))
+        };
+        // The id is the start of `signed`, which follows the "s:" of `value`.
+        let Some(len) = id.map(str::len) else {
+            return Some(None);
+        };
+        Some(Some(match value {
+            // Reuse the decoded buffer: "s:" + id + "." + signature.
+            Cow::Owned(mut buf) => {
+                buf.truncate(2 + len);
+                buf.drain(..2);
+                buf
+            }
+            Cow::Borrowed(v) => v.get(2..2 + len).unwrap_or_default().to_owned(),
+        }))
     }
 }
 

@@ -92,10 +92,16 @@ pub mod __bench {
         crate::cookie::find_cookie(headers, name).map(|c| c.into_owned())
     }
 
-    /// Verifies a signed cookie value the way the layer does with the default signer
-    /// (remembering values that verified, per thread).
-    pub fn unsign_remembered<'a>(secrets: &crate::Secrets, signed: &'a str) -> Option<&'a str> {
-        crate::signing::unsign_remembered(secrets, signed)
+    /// Reads the session id of a cookie value as sent the way the layer does with the
+    /// default signer: from the values this thread verified before, else decoded and
+    /// verified (and then remembered).
+    pub fn read_signed_cookie(secrets: &crate::Secrets, raw: &str) -> Option<String> {
+        if let Some(id) = crate::signing::remembered_id(secrets, raw.as_bytes()) {
+            return Some(id);
+        }
+        let decoded = crate::cookie::decode_cookie_value(raw.as_bytes())?;
+        let signed = decoded.strip_prefix("s:")?;
+        crate::signing::unsign_remembering(secrets, raw.as_bytes(), signed).map(str::to_owned)
     }
 
     /// A default session id (24 random bytes, base64url).

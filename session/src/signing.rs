@@ -201,28 +201,51 @@ impl Signer for HmacSigner {
     }
 }
 
-/// Verifies `signed` with [`HmacSigner`] against every secret of `secrets`, remembering
-/// the values that verified.
+/// The session id of a session cookie value, exactly as the request sent it (`raw`,
+/// still URL-encoded), that this thread verified before under `secrets`.
 ///
 /// HMAC verification is the largest fixed cost of a request with a session, and a browser
-/// sends the same signed value on every request. Each thread keeps the last values it
-/// verified (512 direct-mapped slots of at most 95 bytes, about 52 KB per thread): a value
+/// sends the same cookie value on every request. Each thread keeps the last values it
+/// verified (512 direct-mapped slots of at most 117 bytes, 64 KiB per thread): a value
 /// that is byte-for-byte equal to one that verified under the same `Secrets` verifies
-/// again without the HMAC. Only values that verified are ever stored, so a forged value
-/// can never match; slots are picked by a hash keyed with a per-process random seed, and
-/// the comparison runs in constant time over the whole value, so the cache reveals no
-/// part of a stored value. Rotating secrets means a new `Secrets`, which matches nothing
-/// stored under the old one.
-pub(crate) fn unsign_remembered<'a>(secrets: &Secrets, signed: &'a str) -> Option<&'a str> {
-    if verified::contains(secrets.id, signed.as_bytes()) {
-        // It verified with `HmacSigner`: it ends with "." and a signature of `SIG_LEN`.
-        return signed.get(..signed.len().checked_sub(SIG_LEN + 1)?);
-    }
-    let value = secrets
+/// again without the HMAC, and without decoding, as the place of its id was noted. Only
+/// values that verified are ever stored, so a forged value can never match; slots are
+/// picked by a hash keyed with a per-process random seed, and the comparison runs in
+/// constant time over the whole value, so the cache reveals no part of a stored value.
+/// Rotating secrets means a new `Secrets`, which matches nothing stored under the old one.
+pub(crate) fn remembered_id(secrets: &Secrets, raw: &[u8]) -> Option<String> {
+    let (start, len) = verified::lookup(secrets.id, raw)?;
+    let id = raw.get(usize::from(start)..usize::from(start) + usize::from(len))?;
+    std::str::from_utf8(id).ok().map(str::to_owned)
+}
+
+/// Verifies `signed` (the decoded cookie value without its `s:`) with [`HmacSigner`]
+/// against every secret of `secrets`. When it verifies and its id appears as is in `raw`
+/// (the value as sent; ids of the default generator always do), `raw` is remembered for
+/// [`remembered_id`]. Ids that needed URL-encoding are verified on every request.
+pub(crate) fn unsign_remembering<'a>(
+    secrets: &Secrets,
+    raw: &[u8],
+    signed: &'a str,
+) -> Option<&'a str> {
+    let id = secrets
         .iter()
         .find_map(|secret| HmacSigner.unsign(signed, secret))?;
-    verified::insert(secrets.id, signed.as_bytes());
-    Some(value)
+    // `raw` decodes to "s:" + `signed`; where the "s:" is written as is or as "s%3A"
+    // and the id has no '%', the id's bytes follow it unchanged.
+    let prefix = if raw.starts_with(b"s%3A") || raw.starts_with(b"s%3a") {
+        4
+    } else if raw.starts_with(b"s:") {
+        2
+    } else {
+        return Some(id);
+    };
+    let verbatim =
+        raw.get(prefix..prefix + id.len()) == Some(id.as_bytes()) && !id.as_bytes().contains(&b'%');
+    if let (true, Ok(start), Ok(len)) = (verbatim, u8::try_from(prefix), u8::try_from(id.len())) {
+        verified::insert(secrets.id, raw, (start, len));
+    }
+    Some(id)
 }
 
 mod verified {
@@ -232,19 +255,23 @@ mod verified {
     use crate::memory::IdHash;
 
     const SLOTS: usize = 512;
-    const MAX_LEN: usize = 95;
+    /// Slots of 128 bytes.
+    const MAX_LEN: usize = 117;
 
     #[derive(Clone, Copy)]
     struct Slot {
         /// The `Secrets::id` the value verified under; 0 marks an empty slot.
         owner: u64,
         len: u8,
+        /// Where the id is in the value: start and length.
+        id: (u8, u8),
         bytes: [u8; MAX_LEN],
     }
 
     const EMPTY: Slot = Slot {
         owner: 0,
         len: 0,
+        id: (0, 0),
         bytes: [0; MAX_LEN],
     };
 
@@ -280,20 +307,21 @@ mod verified {
         std::hint::black_box(diff) == 0
     }
 
-    pub(super) fn contains(owner: u64, value: &[u8]) -> bool {
+    /// Where the id is in `value`, if `value` verified under `owner` before.
+    pub(super) fn lookup(owner: u64, value: &[u8]) -> Option<(u8, u8)> {
         if value.len() > MAX_LEN {
-            return false;
+            return None;
         }
         let at = slot_of(owner, value);
         SLOTS_OF_THREAD.with(|slots| {
             let slots = slots.borrow();
-            slots.get(at).is_some_and(|s| {
-                s.owner == owner && constant_time_eq(&s.bytes[..usize::from(s.len)], value)
-            })
+            let s = slots.get(at)?;
+            (s.owner == owner && constant_time_eq(&s.bytes[..usize::from(s.len)], value))
+                .then_some(s.id)
         })
     }
 
-    pub(super) fn insert(owner: u64, value: &[u8]) {
+    pub(super) fn insert(owner: u64, value: &[u8], id: (u8, u8)) {
         let Ok(len) = u8::try_from(value.len()) else {
             return;
         };
@@ -309,6 +337,7 @@ mod verified {
             let slot = &mut slots[at];
             slot.owner = owner;
             slot.len = len;
+            slot.id = id;
             slot.bytes[..value.len()].copy_from_slice(value);
         });
     }
@@ -389,61 +418,93 @@ mod tests {
         assert_eq!(HmacSigner.unsign(&bent, &s), None);
     }
 
+    /// What the layer does with a cookie value as the request sent it: answered from the
+    /// remembered values, else decoded and verified.
+    fn verify(secrets: &Secrets, raw: &str) -> Option<String> {
+        if let Some(id) = remembered_id(secrets, raw.as_bytes()) {
+            return Some(id);
+        }
+        let decoded = crate::cookie::decode_cookie_value(raw.as_bytes())?;
+        let signed = decoded.strip_prefix("s:")?;
+        unsign_remembering(secrets, raw.as_bytes(), signed).map(str::to_owned)
+    }
+
+    /// The cookie value express-session sends for `signed`.
+    fn raw(signed: &str) -> String {
+        let mut out = String::new();
+        crate::cookie::encode_uri_component(&format!("s:{signed}"), &mut out);
+        out
+    }
+
     #[test]
     fn remembered_values_still_reject_every_tampered_character() {
         let secrets = Secrets::from(secret("keyboard cat"));
-        let signed = HmacSigner.sign("0123456789abcdefghijklmnopqrstuv", secrets.signing());
+        let id = "0123456789abcdefghijklmnopqrstuv";
+        let value = raw(&HmacSigner.sign(id, secrets.signing()));
+        assert_eq!(remembered_id(&secrets, value.as_bytes()), None);
         for _ in 0..2 {
-            // The second round is answered from the cache.
-            assert_eq!(
-                unsign_remembered(&secrets, &signed),
-                Some("0123456789abcdefghijklmnopqrstuv")
-            );
+            // The second round is answered from the remembered values.
+            assert_eq!(verify(&secrets, &value).as_deref(), Some(id));
         }
-        let bytes = signed.as_bytes();
+        assert_eq!(
+            remembered_id(&secrets, value.as_bytes()).as_deref(),
+            Some(id)
+        );
+        let bytes = value.as_bytes();
         for i in 0..bytes.len() {
             let mut t = bytes.to_vec();
             t[i] = if t[i] == b'A' { b'B' } else { b'A' };
             let t = String::from_utf8(t).unwrap();
-            assert_eq!(
-                unsign_remembered(&secrets, &t),
-                None,
-                "tampered at {i}: {t}"
-            );
+            assert_eq!(verify(&secrets, &t), None, "tampered at {i}: {t}");
         }
+        assert_eq!(verify(&secrets, &value[..value.len() - 1]), None);
+        assert_eq!(verify(&secrets, &format!("{value}A")), None);
+    }
+
+    #[test]
+    fn an_unencoded_prefix_is_remembered_too_and_an_encoded_id_never_is() {
+        let secrets = Secrets::from(secret("keyboard cat"));
+        let plain = format!("s:{}", HmacSigner.sign("plain-id", secrets.signing()));
+        assert_eq!(verify(&secrets, &plain).as_deref(), Some("plain-id"));
         assert_eq!(
-            unsign_remembered(&secrets, &signed[..signed.len() - 1]),
-            None
+            remembered_id(&secrets, plain.as_bytes()).as_deref(),
+            Some("plain-id")
         );
-        assert_eq!(unsign_remembered(&secrets, &format!("{signed}A")), None);
+        // An id that needed URL-encoding verifies, with the HMAC, every time.
+        let odd = raw(&HmacSigner.sign("a b/c%d", secrets.signing()));
+        for _ in 0..2 {
+            assert_eq!(verify(&secrets, &odd).as_deref(), Some("a b/c%d"));
+            assert_eq!(remembered_id(&secrets, odd.as_bytes()), None);
+        }
     }
 
     #[test]
     fn a_value_remembered_under_one_secret_list_does_not_verify_under_another() {
         let old = Secrets::from(secret("old secret"));
         let new = Secrets::from(secret("new secret"));
-        let signed = HmacSigner.sign("some-id", old.signing());
-        assert_eq!(unsign_remembered(&old, &signed), Some("some-id"));
-        assert_eq!(unsign_remembered(&new, &signed), None);
+        let value = raw(&HmacSigner.sign("some-id", old.signing()));
+        assert_eq!(verify(&old, &value).as_deref(), Some("some-id"));
+        assert_eq!(verify(&new, &value), None);
         // A rotation list that still holds the old secret accepts it.
         let rotated = Secrets::new([secret("new secret"), secret("old secret")]).unwrap();
-        assert_eq!(unsign_remembered(&rotated, &signed), Some("some-id"));
+        assert_eq!(verify(&rotated, &value).as_deref(), Some("some-id"));
     }
 
     #[test]
     fn evicted_and_long_values_fall_back_to_the_hmac() {
         let secrets = Secrets::from(secret("keyboard cat"));
         // Far more values than slots: most are evicted, all still verify.
-        let signed: Vec<String> = (0..3000)
-            .map(|i| HmacSigner.sign(&format!("id-{i:06}"), secrets.signing()))
+        let values: Vec<String> = (0..3000)
+            .map(|i| raw(&HmacSigner.sign(&format!("id-{i:06}"), secrets.signing())))
             .collect();
-        for s in signed.iter().chain(signed.iter()) {
-            assert!(unsign_remembered(&secrets, s).is_some());
+        for (i, v) in values.iter().chain(values.iter()).enumerate() {
+            assert_eq!(verify(&secrets, v), Some(format!("id-{:06}", i % 3000)));
         }
         let long_id = "x".repeat(200);
-        let long = HmacSigner.sign(&long_id, secrets.signing());
-        assert_eq!(unsign_remembered(&secrets, &long), Some(long_id.as_str()));
-        assert_eq!(unsign_remembered(&secrets, &long), Some(long_id.as_str()));
+        let long = raw(&HmacSigner.sign(&long_id, secrets.signing()));
+        assert_eq!(verify(&secrets, &long), Some(long_id.clone()));
+        assert_eq!(remembered_id(&secrets, long.as_bytes()), None);
+        assert_eq!(verify(&secrets, &long), Some(long_id));
     }
 
     #[test]
