@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum_core::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::SET_COOKIE;
 use http::request::Parts;
 use http::uri::Scheme;
@@ -23,7 +21,9 @@ use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
 use crate::session::{Phase, SessionError, SessionSlot, Slot, State, reclaim_state};
-use crate::signing::{HmacSigner, Secrets, Signer, remembered_id, unsign_remembering};
+use crate::signing::{
+    HmacSigner, Secrets, Signer, URL_SAFE_ALPHABET, base64_into, remembered_id, unsign_remembering,
+};
 use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
 use crate::time;
 
@@ -74,9 +74,8 @@ pub(crate) fn default_id() -> Result<String, SessionError> {
         Ok::<(), getrandom::Error>(())
     })
     .map_err(SessionError::Random)?;
-    // `encode` would zero its buffer with `calloc`, which skips glibc's per-thread cache.
     let mut out = String::with_capacity(32);
-    URL_SAFE_NO_PAD.encode_string(id, &mut out);
+    base64_into(&id, URL_SAFE_ALPHABET, &mut out);
     Ok(out)
 }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -173,7 +174,49 @@ impl HmacSigner {
         out.reserve(value.len() + 1 + SIG_LEN);
         out.push_str(value);
         out.push('.');
-        STANDARD_NO_PAD.encode_string(tag, out);
+        base64_into(&tag, STANDARD_ALPHABET, out);
+    }
+}
+
+/// The standard base64 alphabet (`cookie-signature`'s signatures).
+pub(crate) const STANDARD_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// The URL-safe base64 alphabet (session ids, as `uid-safe` makes them).
+pub(crate) const URL_SAFE_ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Appends `bytes` (at most 48) in unpadded base64 with `alphabet`: for the few dozen
+/// bytes of an id or a signature, a stack buffer and one append cost far less than a
+/// general engine.
+pub(crate) fn base64_into(bytes: &[u8], alphabet: &[u8; 64], out: &mut String) {
+    for block in bytes.chunks(48) {
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        let sym = |v: u32| alphabet[(v & 63) as usize];
+        let mut groups = block.chunks_exact(3);
+        for g in &mut groups {
+            let v = u32::from(g[0]) << 16 | u32::from(g[1]) << 8 | u32::from(g[2]);
+            if let Some(quad) = buf.get_mut(n..n + 4) {
+                quad[0] = sym(v >> 18);
+                quad[1] = sym(v >> 12);
+                quad[2] = sym(v >> 6);
+                quad[3] = sym(v);
+            }
+            n += 4;
+        }
+        let tail = groups.remainder();
+        if !tail.is_empty() {
+            let v = u32::from(tail[0]) << 16 | u32::from(*tail.get(1).unwrap_or(&0)) << 8;
+            let syms = [sym(v >> 18), sym(v >> 12), sym(v >> 6)];
+            for (i, &c) in syms.iter().take(tail.len() + 1).enumerate() {
+                if let Some(b) = buf.get_mut(n + i) {
+                    *b = c;
+                }
+            }
+            n += tail.len() + 1;
+        }
+        // The alphabets are ASCII, so this never fails.
+        out.push_str(std::str::from_utf8(&buf[..n.min(64)]).unwrap_or_default());
     }
 }
 
@@ -405,6 +448,27 @@ mod tests {
         assert_eq!(HmacSigner.unsign(&signed[..signed.len() - 1], &s), None);
         assert_eq!(HmacSigner.unsign("abc", &s), None);
         assert_eq!(HmacSigner.unsign("", &s), None);
+    }
+
+    #[test]
+    fn base64_matches_the_reference_engine_for_every_length_and_both_alphabets() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let bytes: Vec<u8> = (0..=255u8).rev().chain(0..=255).collect();
+        for len in 0..100 {
+            for start in [0, 1, 7, 250] {
+                let input = &bytes[start..start + len];
+                let mut out = String::from("x");
+                base64_into(input, STANDARD_ALPHABET, &mut out);
+                assert_eq!(
+                    out[1..],
+                    STANDARD_NO_PAD.encode(input),
+                    "standard, {len} bytes"
+                );
+                let mut out = String::new();
+                base64_into(input, URL_SAFE_ALPHABET, &mut out);
+                assert_eq!(out, URL_SAFE_NO_PAD.encode(input), "url-safe, {len} bytes");
+            }
+        }
     }
 
     #[test]
