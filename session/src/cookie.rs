@@ -199,10 +199,23 @@ impl SessionCookie {
     /// Renders the `Set-Cookie` value in express-session's attribute order:
     /// `Domain, Path, Expires, HttpOnly, Secure, Partitioned, Priority, SameSite`.
     pub(crate) fn render(&self, name: &str, signed_value: &str) -> String {
-        let mut out = String::with_capacity(name.len() + signed_value.len() + 96);
+        self.render_with(name, signed_value.len(), |out| {
+            encode_uri_component(signed_value, out);
+        })
+    }
+
+    /// [`SessionCookie::render`] with the value (URL-encoded) written by `value`, in
+    /// place; `len` is about how long the value is before encoding.
+    pub(crate) fn render_with(
+        &self,
+        name: &str,
+        len: usize,
+        value: impl FnOnce(&mut String),
+    ) -> String {
+        let mut out = String::with_capacity(name.len() + len + 96);
         out.push_str(name);
         out.push('=');
-        encode_uri_component(signed_value, &mut out);
+        value(&mut out);
         self.render_attributes(self.expires, &mut out);
         out
     }

@@ -16,7 +16,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::baseline::Loaded;
-use crate::cookie::{decode_cookie_value, find_cookie_raw};
+use crate::cookie::{SessionCookie, decode_cookie_value, encode_uri_component, find_cookie_raw};
 use crate::data::SessionData;
 use crate::memory::MemoryStore;
 use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
@@ -115,6 +115,20 @@ impl Ctx {
             v.push_str(&self.signer.sign(id, self.secrets.signing()));
         }
         v
+    }
+
+    /// The `Set-Cookie` value for the session `id`.
+    fn render_cookie(&self, cookie: &SessionCookie, id: &str) -> String {
+        if !self.default_signer {
+            return cookie.render(&self.options.name, &self.signed_value(id));
+        }
+        // Written in place: "s%3A" (the encoded "s:"), the id, ".", the signature.
+        cookie.render_with(&self.options.name, 2 + id.len() + 44, |out| {
+            out.push_str("s%3A");
+            encode_uri_component(id, out);
+            out.push('.');
+            HmacSigner::signature_encoded_into(id, self.secrets.signing(), out);
+        })
     }
 
     /// The verified session id of the request, if its cookie carries one.
@@ -690,10 +704,36 @@ async fn finish<T: SessionData>(
     }
 
     if set_cookie {
-        append_cookie(
-            headers,
-            st.cookie.render(&opts.name, &ctx.signed_value(&st.id)),
-        );
+        append_cookie(headers, ctx.render_cookie(&st.cookie, &st.id));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signing::Secret;
+
+    #[test]
+    fn the_default_cookie_written_in_place_equals_the_generic_rendering() {
+        let secrets = Secrets::from(Secret::new("keyboard cat").unwrap());
+        let ctx = Ctx {
+            store: Arc::new(MemoryStore::default()),
+            signer: Arc::new(HmacSigner),
+            secrets,
+            options: SessionOptions::default(),
+            genid: None,
+            default_signer: true,
+        };
+        let cookie = SessionCookie::default();
+        let mut ids: Vec<String> = (0..200).filter_map(|_| default_id().ok()).collect();
+        ids.extend(["a b/c+d:é%".to_owned(), "x".to_owned(), "id.with.dots".to_owned()]);
+        for id in &ids {
+            assert_eq!(
+                ctx.render_cookie(&cookie, id),
+                cookie.render(&ctx.options.name, &ctx.signed_value(id)),
+                "{id}"
+            );
+        }
+    }
 }

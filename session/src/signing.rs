@@ -178,6 +178,18 @@ impl HmacSigner {
     }
 }
 
+impl HmacSigner {
+    /// Appends the signature of `value` alone (no value, no "."), URL-encoded as it
+    /// appears in a `Set-Cookie`.
+    pub(crate) fn signature_encoded_into(value: &str, secret: &Secret, out: &mut String) {
+        let mut mac = secret.mac();
+        mac.update(value.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        let mut buf = [0u8; 64];
+        crate::cookie::encode_uri_component(base64_block(&tag, STANDARD_ALPHABET, &mut buf), out);
+    }
+}
+
 /// The standard base64 alphabet (`cookie-signature`'s signatures).
 pub(crate) const STANDARD_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -185,39 +197,43 @@ pub(crate) const STANDARD_ALPHABET: &[u8; 64] =
 pub(crate) const URL_SAFE_ALPHABET: &[u8; 64] =
     b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/// Appends `bytes` (at most 48) in unpadded base64 with `alphabet`: for the few dozen
-/// bytes of an id or a signature, a stack buffer and one append cost far less than a
-/// general engine.
+/// Appends `bytes` in unpadded base64 with `alphabet`: for the few dozen bytes of an id
+/// or a signature, a stack buffer and one append cost far less than a general engine.
 pub(crate) fn base64_into(bytes: &[u8], alphabet: &[u8; 64], out: &mut String) {
     for block in bytes.chunks(48) {
         let mut buf = [0u8; 64];
-        let mut n = 0;
-        let sym = |v: u32| alphabet[(v & 63) as usize];
-        let mut groups = block.chunks_exact(3);
-        for g in &mut groups {
-            let v = u32::from(g[0]) << 16 | u32::from(g[1]) << 8 | u32::from(g[2]);
-            if let Some(quad) = buf.get_mut(n..n + 4) {
-                quad[0] = sym(v >> 18);
-                quad[1] = sym(v >> 12);
-                quad[2] = sym(v >> 6);
-                quad[3] = sym(v);
-            }
-            n += 4;
-        }
-        let tail = groups.remainder();
-        if !tail.is_empty() {
-            let v = u32::from(tail[0]) << 16 | u32::from(*tail.get(1).unwrap_or(&0)) << 8;
-            let syms = [sym(v >> 18), sym(v >> 12), sym(v >> 6)];
-            for (i, &c) in syms.iter().take(tail.len() + 1).enumerate() {
-                if let Some(b) = buf.get_mut(n + i) {
-                    *b = c;
-                }
-            }
-            n += tail.len() + 1;
-        }
-        // The alphabets are ASCII, so this never fails.
-        out.push_str(std::str::from_utf8(&buf[..n.min(64)]).unwrap_or_default());
+        out.push_str(base64_block(block, alphabet, &mut buf));
     }
+}
+
+/// Up to 48 bytes in unpadded base64, written into `buf`.
+fn base64_block<'b>(block: &[u8], alphabet: &[u8; 64], buf: &'b mut [u8; 64]) -> &'b str {
+    let mut n = 0;
+    let sym = |v: u32| alphabet[(v & 63) as usize];
+    let mut groups = block.chunks_exact(3);
+    for g in &mut groups {
+        let v = u32::from(g[0]) << 16 | u32::from(g[1]) << 8 | u32::from(g[2]);
+        if let Some(quad) = buf.get_mut(n..n + 4) {
+            quad[0] = sym(v >> 18);
+            quad[1] = sym(v >> 12);
+            quad[2] = sym(v >> 6);
+            quad[3] = sym(v);
+        }
+        n += 4;
+    }
+    let tail = groups.remainder();
+    if !tail.is_empty() {
+        let v = u32::from(tail[0]) << 16 | u32::from(*tail.get(1).unwrap_or(&0)) << 8;
+        let syms = [sym(v >> 18), sym(v >> 12), sym(v >> 6)];
+        for (i, &c) in syms.iter().take(tail.len() + 1).enumerate() {
+            if let Some(b) = buf.get_mut(n + i) {
+                *b = c;
+            }
+        }
+        n += tail.len() + 1;
+    }
+    // The alphabets are ASCII, so this never fails.
+    std::str::from_utf8(&buf[..n.min(64)]).unwrap_or_default()
 }
 
 impl Signer for HmacSigner {
