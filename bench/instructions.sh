@@ -2,7 +2,8 @@
 # Instructions per in-process request (no network) for each server and scenario, counted
 # by callgrind: unlike CPU time, the same binary and inputs give the same count on a
 # noisy machine. Valgrind hides the CPU's SHA extensions, so HMAC-SHA256 runs in
-# software here, for Tessera and tower-sessions alike.
+# software here, for Tessera and tower-sessions alike. In A and A-read bare axum gets a
+# cookie of the same shape as the others, as in the load benchmark.
 #
 #   bash bench/instructions.sh            # 20000 requests per cell (~2 min)
 set -euo pipefail

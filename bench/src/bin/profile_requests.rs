@@ -30,6 +30,16 @@ fn main() {
                 .and_then(|s| s.split(';').next())
                 .map(str::to_owned)
         });
+    // Bare axum sets no cookie: it gets one of the same shape anyway, so that in A and
+    // A-read every server parses the same request (as in the load benchmark).
+    let cookie = cookie.or_else(|| {
+        Some(format!(
+            "connect.sid=s%3A{}.{}%2F{}",
+            "i".repeat(32),
+            "s".repeat(20),
+            "t".repeat(20)
+        ))
+    });
     let (path, with_cookie) = match scenario.as_str() {
         "A" => ("/", true),
         "A-read" => ("/read", true),
