@@ -57,7 +57,12 @@ impl Default for SessionCookie {
 impl SessionCookie {
     /// A cookie for a new session, resolving the `auto` settings against whether the
     /// request that creates it is secure.
-    pub(crate) fn from_options(opts: &CookieOptions, request_is_secure: bool, now: i64) -> Self {
+    /// The cookie of a new session; `now` is only read when the options set an expiry.
+    pub(crate) fn from_options(
+        opts: &CookieOptions,
+        request_is_secure: bool,
+        now: impl FnOnce() -> i64,
+    ) -> Self {
         let secure = match opts.secure {
             Secure::Always => Some(true),
             Secure::Never => None,
@@ -71,11 +76,11 @@ impl SessionCookie {
         let (original_max_age, expires) = match (opts.max_age, opts.expires) {
             (Some(age), _) => {
                 let age = time::duration_ms(age);
-                (Some(age), Some(now.saturating_add(age)))
+                (Some(age), Some(now().saturating_add(age)))
             }
             (None, Some(at)) => {
                 let at = time::system_time_to_ms(at);
-                (Some(at - now), Some(at))
+                (Some(at - now()), Some(at))
             }
             (None, None) => (None, None),
         };
@@ -496,12 +501,12 @@ mod tests {
             same_site: Some(SameSite::Auto),
             ..CookieOptions::default()
         };
-        let secure = SessionCookie::from_options(&opts, true, 0);
+        let secure = SessionCookie::from_options(&opts, true, || 0);
         assert_eq!(
             (secure.secure(), secure.same_site),
             (true, Some(SameSite::None))
         );
-        let plain = SessionCookie::from_options(&opts, false, 0);
+        let plain = SessionCookie::from_options(&opts, false, || 0);
         assert_eq!(
             (plain.secure(), plain.same_site),
             (false, Some(SameSite::Lax))

@@ -433,10 +433,12 @@ async fn prepare<T: SessionData>(
     genid_parts: Option<Arc<Parts>>,
 ) -> Prepared<T> {
     let cookie_id = ctx.read_id(headers);
-    let now = time::now_ms();
-    let found = match &cookie_id {
-        None => Ok(None),
-        Some(id) => time::lend(now, || ctx.store.load(id)).await,
+    // The clock is read when there is a session to load; a new one reads it only if
+    // its cookie expires.
+    let now = cookie_id.as_ref().map(|_| time::now_ms());
+    let found = match (&cookie_id, now) {
+        (Some(id), Some(now)) => time::lend(now, || ctx.store.load(id)).await,
+        _ => Ok(None),
     };
     conclude(ctx, cookie_id, now, found, secure, genid_parts)
 }
@@ -450,10 +452,10 @@ fn prepare_now<T: SessionData>(
     genid_parts: Option<Arc<Parts>>,
 ) -> Prepared<T> {
     let cookie_id = ctx.read_id(headers);
-    let now = time::now_ms();
-    let found = match &cookie_id {
-        None => Ok(None),
-        Some(id) => time::lend(now, || memory.load_now(id)),
+    let now = cookie_id.as_ref().map(|_| time::now_ms());
+    let found = match (&cookie_id, now) {
+        (Some(id), Some(now)) => time::lend(now, || memory.load_now(id)),
+        _ => Ok(None),
     };
     conclude(ctx, cookie_id, now, found, secure, genid_parts)
 }
@@ -462,13 +464,18 @@ fn prepare_now<T: SessionData>(
 fn conclude<T: SessionData>(
     ctx: &Arc<Ctx>,
     cookie_id: Option<String>,
-    now: i64,
+    now: Option<i64>,
     found: Result<Option<Loaded>, StoreError>,
     secure: bool,
     genid_parts: Option<Arc<Parts>>,
 ) -> Prepared<T> {
     let loaded = match found {
-        Ok(Some(loaded)) if loaded.cookie.expires.is_some_and(|e| e <= now) => {
+        Ok(Some(loaded))
+            if loaded
+                .cookie
+                .expires
+                .is_some_and(|e| now.is_none_or(|now| e <= now)) =>
+        {
             tracing::warn!("store returned an expired session; starting a fresh session");
             None
         }
@@ -491,7 +498,7 @@ fn conclude<T: SessionData>(
         }
     };
 
-    let state: Result<State<T>, SessionError> = time::lend(now, || match loaded {
+    let make = || match loaded {
         Some(mut loaded) => {
             loaded.cookie.changed = false;
             let id = cookie_id.unwrap_or_default();
@@ -515,7 +522,11 @@ fn conclude<T: SessionData>(
                 genid_parts,
             ))
         }
-    });
+    };
+    let state: Result<State<T>, SessionError> = match now {
+        Some(now) => time::lend(now, make),
+        None => make(),
+    };
     match state {
         Ok(state) => Prepared::With(Box::new(state)),
         Err(error) => {
@@ -727,7 +738,11 @@ mod tests {
         };
         let cookie = SessionCookie::default();
         let mut ids: Vec<String> = (0..200).filter_map(|_| default_id().ok()).collect();
-        ids.extend(["a b/c+d:é%".to_owned(), "x".to_owned(), "id.with.dots".to_owned()]);
+        ids.extend([
+            "a b/c+d:é%".to_owned(),
+            "x".to_owned(),
+            "id.with.dots".to_owned(),
+        ]);
         for id in &ids {
             assert_eq!(
                 ctx.render_cookie(&cookie, id),

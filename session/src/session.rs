@@ -91,7 +91,7 @@ impl<T: SessionData> State<T> {
         genid_parts: Option<Arc<Parts>>,
     ) -> Self {
         let cookie =
-            SessionCookie::from_options(&ctx.options.cookie, request_secure, crate::time::now_ms());
+            SessionCookie::from_options(&ctx.options.cookie, request_secure, crate::time::now_ms);
         Self {
             had_cookie,
             ..Self::assemble(ctx, id, request_secure, genid_parts, T::__fresh(), cookie)
