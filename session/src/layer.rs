@@ -432,15 +432,20 @@ async fn prepare<T: SessionData>(
     secure: bool,
     genid_parts: Option<Arc<Parts>>,
 ) -> Prepared<T> {
-    let cookie_id = ctx.read_id(headers);
-    // The clock is read when there is a session to load; a new one reads it only if
-    // its cookie expires.
-    let now = cookie_id.as_ref().map(|_| time::now_ms());
+    let (cookie_id, now) = cookie_and_clock(ctx, headers);
     let found = match (&cookie_id, now) {
         (Some(id), Some(now)) => time::lend(now, || ctx.store.load(id)).await,
         _ => Ok(None),
     };
     conclude(ctx, cookie_id, now, found, secure, genid_parts)
+}
+
+/// The verified id of the request's cookie, and the time when there is a session to
+/// load (a new session reads the clock only if its cookie expires).
+fn cookie_and_clock(ctx: &Ctx, headers: &HeaderMap) -> (Option<String>, Option<i64>) {
+    let cookie_id = ctx.read_id(headers);
+    let now = cookie_id.as_ref().map(|_| time::now_ms());
+    (cookie_id, now)
 }
 
 /// [`prepare`] without a future, for the built-in store (which answers at once).
@@ -451,8 +456,7 @@ fn prepare_now<T: SessionData>(
     secure: bool,
     genid_parts: Option<Arc<Parts>>,
 ) -> Prepared<T> {
-    let cookie_id = ctx.read_id(headers);
-    let now = cookie_id.as_ref().map(|_| time::now_ms());
+    let (cookie_id, now) = cookie_and_clock(ctx, headers);
     let found = match (&cookie_id, now) {
         (Some(id), Some(now)) => time::lend(now, || memory.load_now(id)),
         _ => Ok(None),
@@ -470,11 +474,13 @@ fn conclude<T: SessionData>(
     genid_parts: Option<Arc<Parts>>,
 ) -> Prepared<T> {
     let loaded = match found {
+        // (A session is only loaded when `now` was read.)
         Ok(Some(loaded))
             if loaded
                 .cookie
                 .expires
-                .is_some_and(|e| now.is_none_or(|now| e <= now)) =>
+                .zip(now)
+                .is_some_and(|(expires, now)| expires <= now) =>
         {
             tracing::warn!("store returned an expired session; starting a fresh session");
             None

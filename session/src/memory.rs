@@ -12,7 +12,7 @@ use hashbrown::hash_table::Entry;
 use crate::baseline::{Baseline, Loaded};
 use crate::cookie::SessionCookie;
 use crate::memory_blob as blob;
-use crate::record::{FieldChange, Patch, Record};
+use crate::record::{FieldChange, Patch, Record, RecordError};
 use crate::store::{PatchOutcome, SessionStore, StoreError};
 use crate::time;
 
@@ -301,27 +301,25 @@ impl MemoryStore {
     }
 
     pub(crate) fn get_now(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        let now = time::now_ms();
-        let (hash, mut shard) = self.shard(id);
-        match shard.find_entry(hash, |s| s.is(hash, id)) {
-            Ok(e) if e.get().deadline > now => blob::decode(&e.get().blob, e.get().deadline)
-                .map(Some)
-                .map_err(StoreError::Corrupt),
-            Ok(e) => {
-                e.remove();
-                self.inner.count.fetch_sub(1, Ordering::Relaxed);
-                Ok(None)
-            }
-            Err(_) => Ok(None),
-        }
+        self.read_now(id, blob::decode)
     }
 
     /// [`MemoryStore::get_now`] for the layer: the fields stay JSON text.
     pub(crate) fn load_now(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
+        self.read_now(id, blob::decode_loaded)
+    }
+
+    /// The live record under `id`, decoded by `decode` from its blob and deadline; an
+    /// expired one is removed.
+    fn read_now<R>(
+        &self,
+        id: &str,
+        decode: impl FnOnce(&[u8], i64) -> Result<R, RecordError>,
+    ) -> Result<Option<R>, StoreError> {
         let now = time::now_ms();
         let (hash, mut shard) = self.shard(id);
         match shard.find_entry(hash, |s| s.is(hash, id)) {
-            Ok(e) if e.get().deadline > now => blob::decode_loaded(&e.get().blob, e.get().deadline)
+            Ok(e) if e.get().deadline > now => decode(&e.get().blob, e.get().deadline)
                 .map(Some)
                 .map_err(StoreError::Corrupt),
             Ok(e) => {

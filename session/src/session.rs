@@ -168,11 +168,8 @@ impl<T: SessionData> State<T> {
         &mut self,
         changes: &[FieldChange],
     ) -> Result<Record, SessionError> {
-        self.baseline()?;
         let fields = self
-            .baseline
-            .take()
-            .unwrap_or_default()
+            .take_baseline()?
             .into_fields()
             .map_err(StoreError::Corrupt)?;
         Ok(self.record_from(fields, changes))
