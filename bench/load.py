@@ -38,7 +38,9 @@ def wrk(url, cookie, duration, connections):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     lat = {p: to_us(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return requests, rps, lat.get("50"), lat.get("99"), int(errors.group(1)) if errors else 0
+    if "50" not in lat or "99" not in lat:
+        raise SystemExit(f"no latency distribution in wrk's output for {url}:\n{out}")
+    return requests, rps, lat["50"], lat["99"], int(errors.group(1)) if errors else 0
 
 
 def session_cookie(port):

@@ -61,6 +61,7 @@ mod data;
 mod layer;
 mod memory;
 mod memory_blob;
+mod memory_table;
 mod options;
 mod record;
 pub(crate) mod rules;

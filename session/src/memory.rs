@@ -6,12 +6,10 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
-
 use crate::baseline::{Baseline, Loaded};
 use crate::cookie::SessionCookie;
 use crate::memory_blob as blob;
+use crate::memory_table::{Hashed, Table};
 use crate::record::{FieldChange, Patch, Record, RecordError};
 use crate::store::{PatchOutcome, SessionStore, StoreError};
 use crate::time;
@@ -73,7 +71,7 @@ impl BuildHasher for IdHash {
 
 /// One shard: entries found by the hash they keep, so that growing the table never reads
 /// an id back from memory (a cache miss per entry in a large store).
-type Shard = HashTable<Stored>;
+type Shard = Table<Stored>;
 
 struct Stored {
     /// The id's hash.
@@ -82,6 +80,12 @@ struct Stored {
     deadline: i64,
     /// The id, the cookie and the fields JSON, in one allocation: see `memory_blob`.
     blob: Box<[u8]>,
+}
+
+impl Hashed for Stored {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 impl Stored {
@@ -159,7 +163,7 @@ impl MemoryStore {
             inner: Arc::new({
                 let hash = IdHash::new();
                 Inner {
-                    shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+                    shards: (0..SHARDS).map(|_| Mutex::new(Table::new())).collect(),
                     hash,
                     count: AtomicUsize::new(0),
                     default_ttl_ms,
@@ -187,7 +191,7 @@ impl MemoryStore {
             for mut stored in entries {
                 let (hash, mut shard) = fresh.shard(stored.id());
                 stored.hash = hash;
-                shard.insert_unique(hash, stored, |s| s.hash);
+                shard.insert_new(stored);
                 fresh.inner.count.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -271,8 +275,8 @@ impl MemoryStore {
             // The hash and the deadline name the entry (two ids sharing a 64-bit hash
             // and a deadline would be equally close to expiry).
             let mut shard = lock(&self.inner.shards[i]);
-            if let Ok(e) = shard.find_entry(hash, |s| s.hash == hash && s.deadline == deadline) {
-                e.remove();
+            if let Some(slot) = shard.find(hash, |s| s.deadline == deadline) {
+                shard.remove(slot);
                 evicted += 1;
             }
         }
@@ -287,9 +291,8 @@ impl MemoryStore {
 
     /// The id's hash and its locked shard.
     fn shard(&self, id: &str) -> (u64, MutexGuard<'_, Shard>) {
-        // hashbrown takes the bucket from the low bits and its 7-bit tag from the top
-        // bits of the same hash: pick the shard from bits neither uses, or every key of
-        // a shard would share part of its tag (more false matches) or its buckets.
+        // A shard's table takes an entry's home slot from the low bits of its hash: pick
+        // the shard from bits it does not use, or a shard's keys would share them.
         let h = self.inner.hash.hash_one(id);
         (h, lock(&self.inner.shards[((h >> 32) as usize) % SHARDS]))
     }
@@ -318,16 +321,18 @@ impl MemoryStore {
     ) -> Result<Option<R>, StoreError> {
         let now = time::now_ms();
         let (hash, mut shard) = self.shard(id);
-        match shard.find_entry(hash, |s| s.is(hash, id)) {
-            Ok(e) if e.get().deadline > now => decode(&e.get().blob, e.get().deadline)
+        let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
+            return Ok(None);
+        };
+        match shard.get(slot) {
+            Some(s) if s.deadline > now => decode(&s.blob, s.deadline)
                 .map(Some)
                 .map_err(StoreError::Corrupt),
-            Ok(e) => {
-                e.remove();
+            _ => {
+                shard.remove(slot);
                 self.inner.count.fetch_sub(1, Ordering::Relaxed);
                 Ok(None)
             }
-            Err(_) => Ok(None),
         }
     }
 
@@ -370,7 +375,10 @@ impl MemoryStore {
         if let Some(max) = self.inner.max_sessions {
             {
                 let (_, mut shard) = self.shard(id);
-                if let Some(s) = shard.find_mut(hash, |s| s.is(hash, id)) {
+                if let Some(s) = shard
+                    .find(hash, |s| s.is(hash, id))
+                    .and_then(|slot| shard.get_mut(slot))
+                {
                     *s = stored;
                     return;
                 }
@@ -378,13 +386,14 @@ impl MemoryStore {
             self.make_room(max, now);
         }
         let (_, mut shard) = self.shard(id);
-        match shard.entry(hash, |s| s.is(hash, id), |s| s.hash) {
-            Entry::Vacant(v) => {
-                v.insert(stored);
+        match shard
+            .find(hash, |s| s.is(hash, id))
+            .and_then(|slot| shard.get_mut(slot))
+        {
+            Some(s) => std::mem::swap(s, &mut stored),
+            None => {
+                shard.insert_new(stored);
                 self.inner.count.fetch_add(1, Ordering::Relaxed);
-            }
-            Entry::Occupied(mut o) => {
-                std::mem::swap(o.get_mut(), &mut stored);
             }
         }
     }
@@ -401,21 +410,23 @@ impl MemoryStore {
         self.maybe_sweep_step(now);
         let deadline = self.deadline(cookie, now);
         let (hash, mut shard) = self.shard(id);
-        let Ok(mut entry) = shard.find_entry(hash, |s| s.is(hash, id)) else {
+        let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
             return Ok(PatchOutcome::Missing);
         };
-        let stored_deadline = entry.get().deadline;
+        let stored_deadline = shard.get(slot).map_or(now, |s| s.deadline);
         if stored_deadline <= now || deadline <= now {
             let outcome = if stored_deadline <= now {
                 PatchOutcome::Missing
             } else {
                 PatchOutcome::Applied
             };
-            entry.remove();
+            shard.remove(slot);
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
             return Ok(outcome);
         }
-        let s = entry.get_mut();
+        let Some(s) = shard.get_mut(slot) else {
+            return Ok(PatchOutcome::Missing);
+        };
         if changes.is_empty() && blob::cookie_matches(&s.blob, cookie) {
             // A touch usually changes nothing but the expiry, which is the deadline:
             // then only the deadline moves, without re-encoding.
@@ -434,8 +445,8 @@ impl MemoryStore {
 
     pub(crate) fn destroy_now(&self, id: &str) {
         let (hash, mut shard) = self.shard(id);
-        if let Ok(e) = shard.find_entry(hash, |s| s.is(hash, id)) {
-            e.remove();
+        if let Some(slot) = shard.find(hash, |s| s.is(hash, id)) {
+            shard.remove(slot);
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
         }
     }

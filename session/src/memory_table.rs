@@ -1,0 +1,225 @@
+//! The table of one `MemoryStore` shard: open addressing with linear probing over slots
+//! that keep their entry's hash.
+//!
+//! In a store of millions of sessions every table is far larger than the caches, so what
+//! an insert or a lookup costs is the cache lines it touches. Here that is the entry's
+//! home slot and, now and then, the next one, which lies beside it. (hashbrown keeps its
+//! control bytes apart from its slots: two lines far apart per insert, and two more per
+//! entry each time a table doubles.) The load stays at most 5/8, so probe runs are short.
+
+/// What the table needs to know of an entry.
+pub(crate) trait Hashed {
+    /// The entry's hash, computed once when it was made.
+    fn hash(&self) -> u64;
+}
+
+/// A set of entries found by their hash and an equality test.
+pub(crate) struct Table<T> {
+    /// A power of two long, or empty.
+    slots: Vec<Option<T>>,
+    len: usize,
+}
+
+impl<T: Hashed> Table<T> {
+    pub(crate) const fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        // The low bits: the store picks the shard from bits 32 and up.
+        (hash as usize) & self.mask()
+    }
+
+    /// The slot of the entry with `hash` for which `eq` holds.
+    pub(crate) fn find(&self, hash: u64, eq: impl Fn(&T) -> bool) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mut i = self.home(hash);
+        loop {
+            let entry = self.slots.get(i)?.as_ref()?;
+            if entry.hash() == hash && eq(entry) {
+                return Some(i);
+            }
+            i = (i + 1) & self.mask();
+        }
+    }
+
+    pub(crate) fn get(&self, slot: usize) -> Option<&T> {
+        self.slots.get(slot)?.as_ref()
+    }
+
+    pub(crate) fn get_mut(&mut self, slot: usize) -> Option<&mut T> {
+        self.slots.get_mut(slot)?.as_mut()
+    }
+
+    /// Adds an entry that is not in the table (the caller looked).
+    pub(crate) fn insert_new(&mut self, entry: T) {
+        if (self.len + 1) * 8 > self.slots.len() * 5 {
+            self.grow();
+        }
+        self.place(entry);
+        self.len += 1;
+    }
+
+    /// Puts `entry` in the first free slot from its home (there is one: the load is
+    /// kept under 5/8).
+    fn place(&mut self, entry: T) {
+        let mask = self.mask();
+        let mut i = self.home(entry.hash());
+        while let Some(Some(_)) = self.slots.get(i) {
+            i = (i + 1) & mask;
+        }
+        if let Some(slot) = self.slots.get_mut(i) {
+            *slot = Some(entry);
+        }
+    }
+
+    fn grow(&mut self) {
+        let size = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, Self::empty_slots(size));
+        for entry in old.into_iter().flatten() {
+            self.place(entry);
+        }
+    }
+
+    fn empty_slots(size: usize) -> Vec<Option<T>> {
+        let mut slots = Vec::with_capacity(size);
+        slots.resize_with(size, || None);
+        slots
+    }
+
+    /// Removes the entry in `slot`, moving back the entries of its probe run that
+    /// would otherwise no longer be found (no tombstones).
+    pub(crate) fn remove(&mut self, slot: usize) -> Option<T> {
+        let removed = self.slots.get_mut(slot)?.take()?;
+        self.len -= 1;
+        let mask = self.mask();
+        let mut hole = slot;
+        let mut i = (slot + 1) & mask;
+        while let Some(Some(entry)) = self.slots.get(i) {
+            let home = self.home(entry.hash());
+            // The entry may fill the hole if the hole lies on its way from its home,
+            // cyclically: home ≤ hole < i.
+            if (i.wrapping_sub(home) & mask) >= (i.wrapping_sub(hole) & mask) {
+                self.slots.swap(hole, i);
+                hole = i;
+            }
+            i = (i + 1) & mask;
+        }
+        Some(removed)
+    }
+
+    /// Keeps the entries for which `keep` holds.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+        if self.slots.iter().flatten().all(&mut keep) {
+            return;
+        }
+        let size = self.slots.len();
+        let old = std::mem::replace(&mut self.slots, Self::empty_slots(size));
+        self.len = 0;
+        for entry in old.into_iter().flatten() {
+            if keep(&entry) {
+                self.place(entry);
+                self.len += 1;
+            }
+        }
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.slots.iter().flatten()
+    }
+
+    /// Empties the table, handing out its entries.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> {
+        self.len = 0;
+        std::mem::take(&mut self.slots).into_iter().flatten()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.slots = Vec::new();
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, PartialEq)]
+    struct E(u64, u32);
+
+    impl Hashed for E {
+        fn hash(&self) -> u64 {
+            self.0
+        }
+    }
+
+    /// A small deterministic generator.
+    fn next(x: &mut u64) -> u64 {
+        *x ^= *x << 13;
+        *x ^= *x >> 7;
+        *x ^= *x << 17;
+        *x
+    }
+
+    #[test]
+    fn the_table_agrees_with_a_hash_map_through_inserts_removals_and_sweeps() {
+        let mut t = Table::new();
+        let mut m: HashMap<u32, u64> = HashMap::new();
+        let mut x = 0x2545_f491_4f6c_dd1d;
+        for step in 0..40_000u32 {
+            // Few distinct hashes on purpose: long probe runs and shared hashes.
+            let key = (next(&mut x) % 3000) as u32;
+            let hash = u64::from(key % 700) * 0x9e37_79b9;
+            match next(&mut x) % 4 {
+                0 | 1 => {
+                    if t.find(hash, |e: &E| e.1 == key).is_none() {
+                        t.insert_new(E(hash, key));
+                        m.insert(key, hash);
+                    }
+                }
+                2 => {
+                    let found = t.find(hash, |e: &E| e.1 == key);
+                    assert_eq!(found.is_some(), m.contains_key(&key), "step {step}");
+                    if let Some(slot) = found {
+                        assert_eq!(t.remove(slot), Some(E(hash, key)));
+                        m.remove(&key);
+                    }
+                }
+                _ => {
+                    let found = t.find(hash, |e: &E| e.1 == key);
+                    assert_eq!(
+                        found.and_then(|s| t.get(s)).map(|e| e.1),
+                        m.contains_key(&key).then_some(key)
+                    );
+                }
+            }
+            if step % 10_000 == 9_999 {
+                t.retain(|e| e.1 % 3 != 0);
+                m.retain(|k, _| k % 3 != 0);
+            }
+            assert_eq!(t.len(), m.len());
+        }
+        for (&key, &hash) in &m {
+            assert!(t.find(hash, |e: &E| e.1 == key).is_some());
+        }
+        assert_eq!(t.iter().count(), m.len());
+        let drained: Vec<E> = t.drain().collect();
+        assert_eq!(drained.len(), m.len());
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.find(0, |_: &E| true), None);
+    }
+}
