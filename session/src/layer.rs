@@ -106,15 +106,9 @@ impl Ctx {
         }
     }
 
+    /// "s:" and the id signed by the layer's signer (what the cookie carries, decoded).
     fn signed_value(&self, id: &str) -> String {
-        let mut v = String::with_capacity(2 + id.len() + 44);
-        v.push_str("s:");
-        if self.default_signer {
-            HmacSigner::sign_into(id, self.secrets.signing(), &mut v);
-        } else {
-            v.push_str(&self.signer.sign(id, self.secrets.signing()));
-        }
-        v
+        format!("s:{}", self.signer.sign(id, self.secrets.signing()))
     }
 
     /// The `Set-Cookie` value for the session `id`.
