@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, HeaderValue, Request, header};
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use tessera::{
-    HmacSigner, MemoryStore, Patch, Record, Secret, SessionCookie, SessionStore, Signer,
+    FieldChange, HmacSigner, MemoryStore, Patch, Record, RecordView, Secret, SessionCookie,
+    SessionStore, Signer,
 };
 use tower::ServiceExt;
 
@@ -88,24 +89,27 @@ fn store(c: &mut Criterion) {
     let store = MemoryStore::default();
     let mut small = Record::default();
     small.fields.insert("views".into(), json!(1));
-    rt.block_on(store.set("small", &small)).unwrap();
-    rt.block_on(store.set("big", &big_record(10_000))).unwrap();
+    rt.block_on(store.set("small", RecordView::from(&small)))
+        .unwrap();
+    let big = big_record(10_000);
+    rt.block_on(store.set("big", RecordView::from(&big)))
+        .unwrap();
     for (name, id) in [("small", "small"), ("10 KB", "big")] {
         c.bench_function(&format!("MemoryStore get + decode a {name} session"), |b| {
             b.iter(|| {
                 let r = rt.block_on(store.get(black_box(id))).unwrap().unwrap();
-                let v: Option<u64> = r.fields.get("views").and_then(Value::as_u64);
+                let v: Option<u64> = r
+                    .field_json("views")
+                    .and_then(|t| serde_json::from_slice::<Value>(&t).ok())
+                    .and_then(|v| v.as_u64());
                 black_box(v)
             })
         });
     }
-    let big = big_record(10_000);
     c.bench_function("MemoryStore patch 1 field of a 10 KB session", |b| {
-        let patch = Patch {
-            cookie: big.cookie.clone(),
-            changes: vec![("views".into(), Some(json!(2)))],
-        };
-        b.iter(|| rt.block_on(store.patch(black_box("big"), &patch)).unwrap())
+        let changes = [FieldChange::set("views", json!(2))];
+        let patch = Patch::new(&big.cookie, &changes);
+        b.iter(|| rt.block_on(store.patch(black_box("big"), patch)).unwrap())
     });
 }
 

@@ -237,7 +237,7 @@ pub mod __private {
             }
             let now = (self.encode)(key, &field.value)?;
             if !baseline.holds(key, &now) {
-                out.push((key.to_owned(), Some(now)));
+                out.push(FieldChange::set(key, now));
             }
             Ok(())
         }
@@ -274,12 +274,12 @@ pub mod __private {
                 continue;
             }
             if !baseline.holds(k, v) {
-                out.push((k.clone(), Some(v.clone())));
+                out.push(FieldChange::set(k.clone(), v.clone()));
             }
         }
         for k in baseline.keys() {
             if !reserved(k) && !field.value.contains_key(k) {
-                out.push((k.to_owned(), None));
+                out.push(FieldChange::remove(k));
             }
         }
     }
@@ -296,7 +296,7 @@ mod tests {
     }
 
     fn text(v: Value) -> Baseline {
-        Baseline::from_json(v.to_string().as_bytes()).unwrap()
+        Baseline::from_json(v.to_string().into_bytes().into(), false).unwrap()
     }
 
     #[test]
@@ -319,7 +319,7 @@ mod tests {
         field_ops::<u64>()
             .diff(&f, "views", baseline, false, &mut out)
             .unwrap();
-        assert_eq!(out, vec![("views".to_owned(), Some(json!(4)))]);
+        assert_eq!(out, vec![FieldChange::set("views", json!(4))]);
     }
 
     #[test]
@@ -362,10 +362,10 @@ mod tests {
         map.remove("b");
         let mut out = Vec::new();
         diff_flatten(&map, baseline, &declared, false, &mut out);
-        out.sort_by(|x, y| x.0.cmp(&y.0));
+        out.sort_by(|x, y| x.key.cmp(&y.key));
         assert_eq!(
             out,
-            vec![("b".to_owned(), None), ("c".to_owned(), Some(json!(3)))]
+            vec![FieldChange::remove("b"), FieldChange::set("c", json!(3))]
         );
     }
 }

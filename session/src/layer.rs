@@ -1,4 +1,6 @@
-//! The middleware: the whole request lifecycle in one place.
+//! The middleware: the whole request lifecycle in one place. The layer lends each
+//! request an unopened session slot; the extractor opens it ([`open`]: the store's one
+//! read); the layer takes it back after the handler and persists it ([`finish`]).
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -15,16 +17,17 @@ use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::baseline::Loaded;
 use crate::cookie::{SessionCookie, decode_cookie_value, encode_uri_component, find_cookie_raw};
 use crate::data::SessionData;
-use crate::memory::MemoryStore;
-use crate::options::{ConfigError, SessionOptions, StoreErrorPolicy, Unset};
-use crate::session::{Phase, SessionError, SessionSlot, Slot, State, reclaim_state};
+use crate::options::{ConfigError, SessionOptions, Unset};
+use crate::session::{
+    Phase, SessionError, SessionRejection, SessionSlot, Slot, Stage, State, store_down_answer,
+};
 use crate::signing::{
     HmacSigner, Secrets, Signer, URL_SAFE_ALPHABET, base64_into, remembered_id, unsign_remembering,
 };
-use crate::store::{DynStore, PatchOutcome, SessionStore, StoreError};
+use crate::store::memory::MemoryStore;
+use crate::store::{DynStore, Outcome, SessionStore, StoreError};
 use crate::time;
 
 /// Longest session id accepted from a cookie or a custom `genid`.
@@ -213,21 +216,27 @@ impl Ctx {
 /// let app: Router = Router::new().route("/", get(index)).layer(layer);
 /// # Ok(()) }
 /// ```
-pub struct SessionLayer<T> {
+///
+/// The layer is generic over its store `St` (the [`MemoryStore`] unless
+/// [`SessionLayer::with_store`] says otherwise), so that the end-of-request write calls
+/// the store directly.
+pub struct SessionLayer<T, St = MemoryStore> {
     ctx: Arc<Ctx>,
+    store: Arc<St>,
     _data: PhantomData<fn() -> T>,
 }
 
-impl<T> Clone for SessionLayer<T> {
+impl<T, St> Clone for SessionLayer<T, St> {
     fn clone(&self) -> Self {
         Self {
             ctx: Arc::clone(&self.ctx),
+            store: Arc::clone(&self.store),
             _data: PhantomData,
         }
     }
 }
 
-impl<T> std::fmt::Debug for SessionLayer<T> {
+impl<T, St> std::fmt::Debug for SessionLayer<T, St> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionLayer")
             .field("options", &self.ctx.options)
@@ -240,29 +249,37 @@ impl<T: SessionData> SessionLayer<T> {
     /// [`HmacSigner`] and random 32-character ids. Pass one [`crate::Secret`] or a
     /// [`Secrets`] list (the first signs, all verify).
     pub fn new(secrets: impl Into<Secrets>) -> Self {
+        let store = Arc::new(MemoryStore::default());
         Self {
             ctx: Arc::new(Ctx {
-                store: Arc::new(MemoryStore::default()),
+                store: Arc::clone(&store) as Arc<dyn DynStore>,
                 signer: Arc::new(HmacSigner),
                 secrets: secrets.into(),
                 options: T::options(),
                 genid: None,
                 default_signer: true,
             }),
+            store,
             _data: PhantomData,
         }
     }
 }
 
-impl<T> SessionLayer<T> {
+impl<T, St> SessionLayer<T, St> {
     fn ctx_mut(&mut self) -> &mut Ctx {
         Arc::make_mut(&mut self.ctx)
     }
 
     /// Uses `store` for the sessions.
-    pub fn with_store(mut self, store: impl SessionStore) -> Self {
-        self.ctx_mut().store = Arc::new(store);
-        self
+    pub fn with_store<S2: SessionStore>(self, store: S2) -> SessionLayer<T, S2> {
+        let store = Arc::new(store);
+        let mut ctx = Arc::unwrap_or_clone(self.ctx);
+        ctx.store = Arc::clone(&store) as Arc<dyn DynStore>;
+        SessionLayer {
+            ctx: Arc::new(ctx),
+            store,
+            _data: PhantomData,
+        }
     }
 
     /// Uses a custom cookie [`Signer`] (express's `signature` option).
@@ -305,41 +322,45 @@ impl<T> SessionLayer<T> {
     }
 }
 
-impl<S, T> Layer<S> for SessionLayer<T> {
-    type Service = SessionService<S, T>;
+impl<S, T, St> Layer<S> for SessionLayer<T, St> {
+    type Service = SessionService<S, T, St>;
     fn layer(&self, inner: S) -> Self::Service {
         SessionService {
             inner,
             ctx: Arc::clone(&self.ctx),
+            store: Arc::clone(&self.store),
             _data: PhantomData,
         }
     }
 }
 
 /// The service made by [`SessionLayer`].
-pub struct SessionService<S, T> {
+pub struct SessionService<S, T, St = MemoryStore> {
     inner: S,
     ctx: Arc<Ctx>,
+    store: Arc<St>,
     _data: PhantomData<fn() -> T>,
 }
 
-impl<S: Clone, T> Clone for SessionService<S, T> {
+impl<S: Clone, T, St> Clone for SessionService<S, T, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             ctx: Arc::clone(&self.ctx),
+            store: Arc::clone(&self.store),
             _data: PhantomData,
         }
     }
 }
 
-impl<S, T, B> Service<Request<B>> for SessionService<S, T>
+impl<S, T, St, B> Service<Request<B>> for SessionService<S, T, St>
 where
-    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S: Service<Request<B>, Response = Response> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     B: Send + 'static,
     T: SessionData,
+    St: SessionStore,
 {
     type Response = Response;
     type Error = S::Error;
@@ -350,27 +371,16 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let ctx = Arc::clone(&self.ctx);
-        if let Some(memory) = ctx.store.memory() {
-            // The built-in store answers at once: prepare the session now and call the
-            // service that was made ready, instead of a clone of it later.
-            let secure = is_secure(&req, ctx.options.proxy);
-            let prepared = if in_cookie_path(&ctx, &req) {
-                let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(&req)));
-                prepare_now::<T>(&ctx, memory, req.headers(), secure, genid_parts)
-            } else {
-                Prepared::Without
-            };
-            let slot = match attach(prepared, &mut req) {
-                Ok(slot) => slot,
-                Err(response) => return Box::pin(std::future::ready(Ok(response))),
-            };
-            let handled = self.inner.call(req);
-            return Box::pin(complete(ctx, handled, slot, secure));
-        }
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(run::<T, S, B>(ctx, inner, req))
+        // Nothing is read or loaded here: the extractor opens the slot if the handler
+        // asks for the session.
+        let slot = in_cookie_path(&self.ctx, &req).then(|| {
+            let secure = is_secure(&req, self.ctx.options.proxy);
+            let slot = Arc::new(Slot::<T>::new(Arc::clone(&self.ctx), secure));
+            req.extensions_mut().insert(SessionSlot(Arc::clone(&slot)));
+            slot
+        });
+        let handled = self.inner.call(req);
+        Box::pin(complete(Arc::clone(&self.store), handled, slot))
     }
 }
 
@@ -395,226 +405,124 @@ fn is_secure<B>(req: &Request<B>, proxy: Option<bool>) -> bool {
         .is_some_and(|first| first.trim().eq_ignore_ascii_case("https"))
 }
 
-fn head_copy<B>(req: &Request<B>) -> Parts {
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = req.method().clone();
-    parts.uri = req.uri().clone();
-    parts.version = req.version();
-    parts.headers = req.headers().clone();
-    parts
+fn head_copy(parts: &Parts) -> Parts {
+    let (mut head, ()) = Request::new(()).into_parts();
+    head.method = parts.method.clone();
+    head.uri = parts.uri.clone();
+    head.version = parts.version;
+    head.headers = parts.headers.clone();
+    head
 }
 
 fn error_response(message: &'static str) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
 }
 
-/// What the layer does for one request before the handler runs.
-enum Prepared<T: SessionData> {
-    /// No session: outside the cookie path, or the store is down and the policy is to
-    /// continue without one.
-    Without,
-    /// The request's session (boxed: it moves as a pointer from here on).
-    With(Box<State<T>>),
-    /// Answer without calling the handler.
-    Respond(Response),
-}
-
-/// Reads the cookie and loads (or creates) the request's session.
-async fn prepare<T: SessionData>(
+/// Opens the request's session: reads the cookie, and loads the session it names from
+/// the store (or creates a new one). The error is what the extractor answers instead:
+/// a rejection, or no session (`None`).
+pub(crate) async fn open<T: SessionData>(
     ctx: &Arc<Ctx>,
-    headers: &HeaderMap,
+    parts: &Parts,
     secure: bool,
-    genid_parts: Option<Arc<Parts>>,
-) -> Prepared<T> {
-    let (cookie_id, now) = cookie_and_clock(ctx, headers);
-    let found = match (&cookie_id, now) {
-        (Some(id), Some(now)) => time::lend(now, || ctx.store.load(id)).await,
-        _ => Ok(None),
-    };
-    conclude(ctx, cookie_id, now, found, secure, genid_parts)
-}
-
-/// The verified id of the request's cookie, and the time when there is a session to
-/// load (a new session reads the clock only if its cookie expires).
-fn cookie_and_clock(ctx: &Ctx, headers: &HeaderMap) -> (Option<String>, Option<i64>) {
-    let cookie_id = ctx.read_id(headers);
+) -> Result<State<T>, Option<SessionRejection>> {
+    let cookie_id = ctx.read_id(&parts.headers);
+    let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(parts)));
+    // A new session reads the clock only if its cookie expires.
     let now = cookie_id.as_ref().map(|_| time::now_ms());
-    (cookie_id, now)
-}
-
-/// [`prepare`] without a future, for the built-in store (which answers at once).
-fn prepare_now<T: SessionData>(
-    ctx: &Arc<Ctx>,
-    memory: &MemoryStore,
-    headers: &HeaderMap,
-    secure: bool,
-    genid_parts: Option<Arc<Parts>>,
-) -> Prepared<T> {
-    let (cookie_id, now) = cookie_and_clock(ctx, headers);
-    let found = match (&cookie_id, now) {
-        (Some(id), Some(now)) => time::lend(now, || memory.load_now(id)),
-        _ => Ok(None),
-    };
-    conclude(ctx, cookie_id, now, found, secure, genid_parts)
-}
-
-/// The session of the request, from what its cookie and the store said.
-fn conclude<T: SessionData>(
-    ctx: &Arc<Ctx>,
-    cookie_id: Option<String>,
-    now: Option<i64>,
-    found: Result<Option<Loaded>, StoreError>,
-    secure: bool,
-    genid_parts: Option<Arc<Parts>>,
-) -> Prepared<T> {
-    let loaded = match found {
-        // (A session is only loaded when `now` was read.)
-        Ok(Some(loaded))
-            if loaded
-                .cookie
-                .expires
-                .zip(now)
-                .is_some_and(|(expires, now)| expires <= now) =>
-        {
-            tracing::warn!("store returned an expired session; starting a fresh session");
-            None
-        }
-        Ok(found) => found,
-        Err(StoreError::Corrupt(error)) => {
-            tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
-            None
-        }
-        Err(error) => {
-            tracing::error!(
-                error = &error as &dyn std::error::Error,
-                "session store failed to load a session"
-            );
-            return match ctx.options.store_error {
-                StoreErrorPolicy::Fail => {
-                    Prepared::Respond(error_response("session store unavailable"))
-                }
-                StoreErrorPolicy::ContinueWithoutSession => Prepared::Without,
+    let loaded = match (&cookie_id, now) {
+        (Some(id), Some(now)) => {
+            let load = {
+                let _now = time::lent(now);
+                ctx.store.get(id)
             };
+            match load.await {
+                Ok(found) => found,
+                Err(StoreError::Corrupt(error)) => {
+                    tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
+                    None
+                }
+                Err(error) => {
+                    tracing::error!(
+                        error = &error as &dyn std::error::Error,
+                        "session store failed to load a session"
+                    );
+                    return Err(store_down_answer(ctx.options.store_error));
+                }
+            }
         }
+        _ => None,
     };
-
-    let make = || match loaded {
+    let _now = now.map(time::lent);
+    let state = match loaded {
         Some(mut loaded) => {
             loaded.cookie.changed = false;
             let id = cookie_id.unwrap_or_default();
-            let resave = ctx.options.resave;
             Ok(State::<T>::loaded(
                 Arc::clone(ctx),
                 id,
                 secure,
                 genid_parts,
                 loaded,
-                !resave,
+                !ctx.options.resave,
             ))
         }
-        None => {
-            let id = ctx.generate_id(genid_parts.as_deref())?;
-            Ok(State::<T>::new(
+        None => ctx.generate_id(genid_parts.as_deref()).map(|id| {
+            State::<T>::new(
                 Arc::clone(ctx),
                 id,
                 cookie_id.is_some(),
                 secure,
                 genid_parts,
-            ))
-        }
+            )
+        }),
     };
-    let state: Result<State<T>, SessionError> = match now {
-        Some(now) => time::lend(now, make),
-        None => make(),
-    };
-    match state {
-        Ok(state) => Prepared::With(Box::new(state)),
-        Err(error) => {
-            tracing::error!(
-                error = &error as &dyn std::error::Error,
-                "could not create a session"
-            );
-            Prepared::Respond(error_response("could not create a session"))
-        }
-    }
+    state.map_err(|error| {
+        tracing::error!(
+            error = &error as &dyn std::error::Error,
+            "could not create a session"
+        );
+        Some(SessionRejection::CreateFailed)
+    })
 }
 
-/// Lends the prepared session to the handler through the request extensions, or gives
-/// the response to send instead.
-#[allow(clippy::result_large_err)] // returned once per request, never stored
-fn attach<T: SessionData, B>(
-    prepared: Prepared<T>,
-    req: &mut Request<B>,
-) -> Result<Option<Slot<T>>, Response> {
-    match prepared {
-        Prepared::Without => Ok(None),
-        Prepared::Respond(response) => Err(response),
-        Prepared::With(state) => {
-            let slot = Arc::new(std::sync::Mutex::new(Some(state)));
-            req.extensions_mut().insert(SessionSlot(Arc::clone(&slot)));
-            Ok(Some(slot))
-        }
-    }
-}
-
-// Plain fns returning async blocks rather than `async fn`s: an async fn keeps its
-// arguments twice in its future (as captured and as locals). With the handler called from
-// one place only, the boxed future stays under 1 KiB, within the allocator's fast path
-// for small sizes.
-
-/// The whole request, for a store that may make the session wait: prepare, then the
-/// handler, then [`complete`].
-#[allow(clippy::manual_async_fn)]
-fn run<T, S, B>(
-    ctx: Arc<Ctx>,
-    mut inner: S,
-    mut req: Request<B>,
-) -> impl Future<Output = Result<Response, S::Error>>
-where
-    S: Service<Request<B>, Response = Response>,
-    T: SessionData,
-{
-    async move {
-        let secure = is_secure(&req, ctx.options.proxy);
-        let prepared = if in_cookie_path(&ctx, &req) {
-            let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(&req)));
-            prepare::<T>(&ctx, req.headers(), secure, genid_parts).await
-        } else {
-            Prepared::Without
-        };
-        let slot = match attach(prepared, &mut req) {
-            Ok(slot) => slot,
-            Err(response) => return Ok(response),
-        };
-        complete(ctx, inner.call(req), slot, secure).await
-    }
-}
+// A plain fn returning an async block rather than an `async fn`: an async fn keeps its
+// arguments twice in its future (as captured and as locals), and the boxed future stays
+// under 1 KiB, within the allocator's fast path for small sizes.
 
 /// Waits for the handler's response, then takes the session back and persists it.
 #[allow(clippy::manual_async_fn)]
-fn complete<T, F, E>(
-    ctx: Arc<Ctx>,
+fn complete<T, St, F, E>(
+    store: Arc<St>,
     handled: F,
-    slot: Option<Slot<T>>,
-    secure: bool,
+    slot: Option<Arc<Slot<T>>>,
 ) -> impl Future<Output = Result<Response, E>>
 where
     F: Future<Output = Result<Response, E>>,
     T: SessionData,
+    St: SessionStore,
 {
     async move {
         let mut response = handled.await?;
         let Some(slot) = slot else {
             return Ok(response);
         };
-        let Some(mut state) = reclaim_state(slot) else {
-            tracing::error!(
-                "the session is still held after the handler returned (moved into a spawned task?); \
-             this request's session changes were not saved"
-            );
-            return Ok(error_response("session still in use"));
+        let secure = slot.secure;
+        let mut state = match slot.reclaim() {
+            Stage::Ready(state) => state,
+            // Never extracted (no store call was made), or it could not be opened.
+            Stage::Unopened | Stage::Closed(_) => return Ok(response),
+            Stage::Lent => {
+                tracing::error!(
+                    "the session is still held after the handler returned (moved into a spawned task?); \
+                     this request's session changes were not saved"
+                );
+                return Ok(error_response("session still in use"));
+            }
         };
-        if let Err(error) = finish(&ctx, &mut state, secure, response.headers_mut()).await {
+        let ctx = Arc::clone(&state.ctx);
+        if let Err(error) = finish(&*store, &ctx, &mut state, secure, response.headers_mut()).await
+        {
             tracing::error!(
                 error = &error as &dyn std::error::Error,
                 "failed to persist the session"
@@ -638,7 +546,8 @@ fn append_cookie(headers: &mut HeaderMap, value: String) {
 
 /// Decides, per express-session's rules, what to write and whether to send the cookie,
 /// and writes before the response leaves.
-async fn finish<T: SessionData>(
+async fn finish<T: SessionData, St: SessionStore>(
+    store: &St,
     ctx: &Ctx,
     st: &mut State<T>,
     request_secure: bool,
@@ -654,7 +563,7 @@ async fn finish<T: SessionData>(
         }
         Phase::Unset => {
             if opts.unset == Unset::Destroy {
-                ctx.store.destroy(&st.id).await?;
+                store.destroy(&st.id).await?;
                 if st.had_cookie {
                     append_cookie(headers, st.cookie.render_clear(&opts.name));
                 }
@@ -684,34 +593,40 @@ async fn finish<T: SessionData>(
         set_cookie = false;
     }
     time::lend(now, || st.cookie.touch());
+    let lend = || time::lent(now);
 
     let should_save = if !opts.save_uninitialized && !st.in_store && new_id {
         modified
     } else {
-        !(st.in_store && st.saved_clean && changes.is_empty() && !cookie_changed)
+        // A moved record (rotate_id) is written too: its cookie is renewed.
+        st.id_changed || !(st.in_store && st.saved_clean && changes.is_empty() && !cookie_changed)
     };
 
-    if should_save {
-        if st.in_store {
-            let patched = time::lend(now, || ctx.store.patch_fields(&st.id, &st.cookie, changes));
-            if patched.await? == PatchOutcome::Missing {
-                tracing::info!(
-                    "session was destroyed or expired during the request; not recreating it"
-                );
-                set_cookie = false;
-            }
-        } else if let Some(memory) = ctx.store.memory() {
-            // The built-in store writes the record straight from its parts.
-            let fields = st.take_baseline()?;
-            time::lend(now, || {
-                memory.set_parts_now(&st.id, &st.cookie, &fields, &changes)
-            })?;
-        } else {
-            let record = st.take_whole_record(&changes)?;
-            time::lend(now, || ctx.store.set(&st.id, &record)).await?;
-        }
+    let outcome = if should_save && st.in_store {
+        let write = {
+            let _now = lend();
+            store.patch(&st.id, st.patch(&changes))
+        };
+        write.await?
+    } else if should_save {
+        let write = {
+            let _now = lend();
+            store.set(&st.id, st.record(&changes))
+        };
+        write.await?;
+        Outcome::Applied
     } else if st.in_store && !new_id && !st.saved_in_request {
-        time::lend(now, || ctx.store.touch(&st.id, &st.cookie)).await?;
+        let write = {
+            let _now = lend();
+            store.touch(&st.id, &st.cookie)
+        };
+        write.await?
+    } else {
+        Outcome::Applied
+    };
+    if outcome == Outcome::Missing {
+        tracing::info!("session was destroyed or expired during the request; not recreating it");
+        set_cookie = false;
     }
 
     if set_cookie {

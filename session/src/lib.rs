@@ -43,6 +43,8 @@
 //!
 //! - The session is persisted before the response is returned (no redirect race), and
 //!   a failed store write becomes a 500 response and a `tracing` error.
+//! - The store is asked for the session on the first extraction of [`Session`]: a
+//!   request whose handler never extracts it makes no store call and gets no cookie.
 //! - A changed session sends only its changed fields to the store ([`SessionStore::patch`]);
 //!   `resave` renews the stored cookie through an empty patch instead of overwriting the
 //!   fields, so a slow request never undoes another request's change or resurrects a
@@ -59,28 +61,27 @@ mod config;
 mod cookie;
 mod data;
 mod layer;
-mod memory;
-mod memory_blob;
-mod memory_table;
 mod options;
 mod record;
 pub(crate) mod rules;
 mod session;
 mod signing;
-mod store;
+pub mod store;
 mod time;
 
 pub use cookie::SessionCookie;
 pub use data::{__private, EncodeError, Field, SessionData};
 pub use layer::{SecureConnection, SessionLayer, SessionService};
-pub use memory::MemoryStore;
 pub use options::{
     ConfigError, CookieOptions, Priority, SameSite, Secure, SessionOptions, StoreErrorPolicy, Unset,
 };
-pub use record::{COOKIE_KEY, FieldChange, Fields, Patch, Record, RecordError};
+pub use record::{
+    COOKIE_KEY, FieldChange, Fields, LoadedRecord, Patch, Record, RecordError, RecordView,
+};
 pub use session::{Session, SessionError, SessionRejection};
 pub use signing::{HmacSigner, Secret, Secrets, Signer};
-pub use store::{BoxError, PatchOutcome, SessionStore, StoreError};
+pub use store::memory::MemoryStore;
+pub use store::{BoxError, Outcome, SessionAdmin, SessionStore, StoreError};
 pub use tessera_macros::SessionData;
 
 /// Internals exposed for the criterion benchmarks in `bench/`. Not a public API.

@@ -1,13 +1,14 @@
 //! The stored form of a session, laid out like express-session's stored object:
-//! `{"cookie":{...},"views":1,...}`, and the field-level patch that Tessera writes
-//! when only some fields changed.
+//! `{"cookie":{...},"views":1,...}`; what a store loads ([`LoadedRecord`]), writes whole
+//! ([`RecordView`]) or patches ([`Patch`]).
+
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, SerializeStruct};
 use serde::{Serialize, Serializer};
-use std::sync::Arc;
-
 use serde_json::Value;
 
+use crate::baseline::{Baseline, patch_object_text, scan_object, span_text};
 use crate::cookie::SessionCookie;
 use crate::options::{Priority, SameSite};
 use crate::time;
@@ -19,7 +20,10 @@ pub type Fields = serde_json::Map<String, Value>;
 /// The key that holds the cookie in the stored record; no field may use it.
 pub const COOKIE_KEY: &str = "cookie";
 
-/// One stored session: its cookie and its fields.
+/// One stored session, decoded: its cookie and its fields.
+///
+/// Stores do not need it on the request path (they load [`LoadedRecord`]s and write
+/// [`RecordView`]s); it is the convenient form for tests and tools.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Record {
     /// The session cookie, stored under `"cookie"`.
@@ -28,36 +32,391 @@ pub struct Record {
     pub fields: Fields,
 }
 
-/// A change to one field: `Some` sets it, `None` removes the key.
-pub type FieldChange = (String, Option<Value>);
-
-/// The changes of one request: only the fields that changed, plus the (renewed) cookie.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Patch {
-    /// The cookie to store (its expiry is renewed on every write).
-    pub cookie: SessionCookie,
-    /// The changed fields, in declaration order.
-    pub changes: Vec<FieldChange>,
+/// A change to one field of a session.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FieldChange {
+    /// The stored key.
+    pub key: String,
+    /// The new value; `None` removes the key.
+    pub value: Option<Value>,
 }
 
-impl Patch {
-    /// Applies the patch to a stored record.
+impl FieldChange {
+    /// Sets `key` to `value`.
+    pub fn set(key: impl Into<String>, value: Value) -> Self {
+        Self {
+            key: key.into(),
+            value: Some(value),
+        }
+    }
+
+    /// Removes `key`.
+    pub fn remove(key: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            value: None,
+        }
+    }
+}
+
+/// What one request changed in a stored session: the changed fields, and the renewed
+/// cookie that replaces the stored one. See [`crate::SessionStore::patch`].
+///
+/// ```
+/// use serde_json::json;
+/// use tessera::{FieldChange, Patch, SessionCookie};
+///
+/// let cookie = SessionCookie::default();
+/// let changes = [FieldChange::set("views", json!(2)), FieldChange::remove("cart")];
+/// let patch = Patch::new(&cookie, &changes);
+/// let stored = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"views":1,"cart":[],"n":1.50}"#;
+/// let patched = patch.apply_to_json(stored)?;
+/// assert_eq!(
+///     std::str::from_utf8(&patched).unwrap(),
+///     r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"views":2,"n":1.50}"#,
+/// );
+/// # Ok::<(), tessera::RecordError>(())
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Patch<'a> {
+    cookie: &'a SessionCookie,
+    changes: &'a [FieldChange],
+    loaded: Option<&'a [u8]>,
+}
+
+impl<'a> Patch<'a> {
+    /// A patch that stores `cookie` and applies `changes`.
+    pub fn new(cookie: &'a SessionCookie, changes: &'a [FieldChange]) -> Self {
+        Self {
+            cookie,
+            changes,
+            loaded: None,
+        }
+    }
+
+    /// The same patch, noting the whole record text the session was loaded from (what
+    /// [`LoadedRecord::from_json`] was given). A compare-and-set store can use it as its
+    /// guess of what is stored and so skip a read; it is only a guess.
+    pub fn with_loaded_text(self, text: Option<&'a [u8]>) -> Self {
+        Self {
+            loaded: text,
+            ..self
+        }
+    }
+
+    /// The cookie to store in place of the stored one.
+    pub fn cookie(&self) -> &'a SessionCookie {
+        self.cookie
+    }
+
+    /// The changed fields.
+    pub fn changes(&self) -> &'a [FieldChange] {
+        self.changes
+    }
+
+    /// The whole record text the session was loaded from, if the layer knows it.
+    pub fn loaded_text(&self) -> Option<&'a [u8]> {
+        self.loaded
+    }
+
+    /// The stored record text `stored` (express-session's layout) with this patch
+    /// applied: the cookie replaced, the changed keys set or removed, and every other
+    /// byte of the text kept as it was (numbers, escapes and key order included).
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] when `stored` is not a JSON object.
+    pub fn apply_to_json(&self, stored: &[u8]) -> Result<Vec<u8>, RecordError> {
+        let mut out = Vec::with_capacity(stored.len() + 64);
+        self.write_applied(stored, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Patch::apply_to_json`], appending to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] when `stored` is not a JSON object.
+    pub fn write_applied(&self, stored: &[u8], out: &mut Vec<u8>) -> Result<(), RecordError> {
+        let cookie = self.cookie.to_json();
+        patch_object_text(stored, Some(cookie.as_bytes()), self.changes, out)
+    }
+
+    /// Applies the patch to a decoded record.
     pub fn apply_to(&self, record: &mut Record) {
         record.cookie = self.cookie.clone();
-        apply_changes(&mut record.fields, &self.changes);
+        apply_changes(&mut record.fields, self.changes);
     }
 }
 
 pub(crate) fn apply_changes(fields: &mut Fields, changes: &[FieldChange]) {
-    for (key, value) in changes {
-        match value {
+    for change in changes {
+        if change.key == COOKIE_KEY {
+            continue;
+        }
+        match &change.value {
             Some(v) => {
-                fields.insert(key.clone(), v.clone());
+                fields.insert(change.key.clone(), v.clone());
             }
             None => {
-                fields.remove(key);
+                fields.remove(&change.key);
             }
         }
+    }
+}
+
+/// A whole session record to write ([`crate::SessionStore::set`]): a cookie and its
+/// fields, which a store renders in the form it keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordView<'a> {
+    cookie: &'a SessionCookie,
+    fields: FieldsOf<'a>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum FieldsOf<'a> {
+    Map(&'a Fields),
+    Baseline(&'a Baseline, &'a [FieldChange]),
+}
+
+impl<'a> From<&'a Record> for RecordView<'a> {
+    fn from(record: &'a Record) -> Self {
+        Self {
+            cookie: &record.cookie,
+            fields: FieldsOf::Map(&record.fields),
+        }
+    }
+}
+
+impl<'a> RecordView<'a> {
+    /// A session's stored fields with this request's changes applied.
+    pub(crate) fn of(
+        cookie: &'a SessionCookie,
+        base: &'a Baseline,
+        changes: &'a [FieldChange],
+    ) -> Self {
+        Self {
+            cookie,
+            fields: FieldsOf::Baseline(base, changes),
+        }
+    }
+
+    /// The session cookie.
+    pub fn cookie(&self) -> &'a SessionCookie {
+        self.cookie
+    }
+
+    /// Appends the whole record as express-session stores it: compact JSON, `cookie`
+    /// first.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if a stored text it was built from is not a JSON object.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        let cookie = self.cookie.to_json();
+        self.write_object(Some(cookie.as_bytes()), out)
+    }
+
+    /// The whole record as express-session stores it.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if a stored text it was built from is not a JSON object.
+    pub fn to_json(&self) -> Result<String, RecordError> {
+        let mut out = Vec::with_capacity(128);
+        self.write_json(&mut out)?;
+        // Written from `&str`s, JSON values and texts a scanner found in a `&[u8]` that
+        // serde_json parsed... or did not: check rather than assume.
+        String::from_utf8(out).map_err(|_| RecordError::Shape("stored text is not UTF-8"))
+    }
+
+    /// Appends the fields alone as a JSON object (for stores that keep the cookie apart).
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if a stored text it was built from is not a JSON object.
+    pub fn write_fields_json(&self, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        self.write_object(None, out)
+    }
+
+    fn write_object(&self, cookie: Option<&[u8]>, out: &mut Vec<u8>) -> Result<(), RecordError> {
+        match self.fields {
+            FieldsOf::Map(map) => crate::baseline::write_object(
+                cookie,
+                map.iter().map(|(k, v)| {
+                    (
+                        crate::baseline::EntryKey::Str(k),
+                        crate::baseline::EntryValue::Value(v),
+                    )
+                }),
+                &[],
+                out,
+            ),
+            FieldsOf::Baseline(base, changes) => base.write_patched(cookie, changes, out),
+        }
+    }
+
+    /// Calls `f` with each field's key and its JSON text (for stores that keep one entry
+    /// per field, such as a Redis hash).
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if a stored text it was built from is not a JSON object.
+    pub fn for_each_field(&self, mut f: impl FnMut(&str, &[u8])) -> Result<(), RecordError> {
+        let mut json = Vec::new();
+        self.write_fields_json(&mut json)?;
+        let spans = scan_object(&json).ok_or(RecordError::Shape("fields are not a JSON object"))?;
+        for &(k, v) in spans.iter() {
+            let key = span_text(&json, k);
+            // Keys with escapes are written as JSON strings: decode them.
+            let key = if key.contains(&b'\\') {
+                let mut quoted = Vec::with_capacity(key.len() + 2);
+                quoted.push(b'"');
+                quoted.extend_from_slice(key);
+                quoted.push(b'"');
+                serde_json::from_slice::<String>(&quoted)?
+            } else {
+                String::from_utf8(key.to_vec())
+                    .map_err(|_| RecordError::Shape("field key is not UTF-8"))?
+            };
+            f(&key, span_text(&json, v));
+        }
+        Ok(())
+    }
+
+    /// The decoded record.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] if a stored text it was built from is not a JSON object.
+    pub fn to_record(&self) -> Result<Record, RecordError> {
+        let fields = match self.fields {
+            FieldsOf::Map(map) => map.clone(),
+            FieldsOf::Baseline(base, changes) => {
+                let mut fields = base.to_fields()?;
+                apply_changes(&mut fields, changes);
+                fields
+            }
+        };
+        Ok(Record {
+            cookie: self.cookie.clone(),
+            fields,
+        })
+    }
+}
+
+/// A session record as a store loaded it, ready for the layer: the cookie, and the
+/// fields kept as the JSON text the store holds.
+///
+/// Build it with [`LoadedRecord::from_json`] from a whole stored record (what a Redis
+/// `GET` or a PostgreSQL `sess` column returns, as is), or with
+/// [`LoadedRecord::from_parts`] when the store keeps the cookie apart from the fields.
+#[derive(Debug)]
+pub struct LoadedRecord {
+    pub(crate) cookie: SessionCookie,
+    pub(crate) fields: Baseline,
+}
+
+impl LoadedRecord {
+    /// A whole stored record in express-session's layout (`{"cookie":{...},...}`).
+    ///
+    /// ```
+    /// let text = br#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"views":3}"#;
+    /// let loaded = tessera::LoadedRecord::from_json(text.to_vec())?;
+    /// assert_eq!(loaded.cookie().path(), "/");
+    /// assert_eq!(loaded.to_record()?.fields["views"], 3);
+    /// # Ok::<(), tessera::RecordError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] when the text is not a JSON object with a valid `cookie` object
+    /// (the store then reports [`crate::StoreError::Corrupt`], and the layer starts a
+    /// fresh session).
+    pub fn from_json(text: impl Into<Box<[u8]>>) -> Result<Self, RecordError> {
+        let text: Box<[u8]> = text.into();
+        let cookie = match scan_object(&text) {
+            Some(entries) => {
+                let cookie = entries
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| span_text(&text, *k) == COOKIE_KEY.as_bytes())
+                    .ok_or(RecordError::Shape("no `cookie` object"))?;
+                let cookie: Value = serde_json::from_slice(span_text(&text, cookie.1))?;
+                cookie_from_value(cookie)?
+            }
+            None => {
+                // Keys with escapes or malformed text: serde_json reads it, or says why not.
+                let value: Value = serde_json::from_slice(&text)?;
+                let Value::Object(mut map) = value else {
+                    return Err(RecordError::Shape("not a JSON object"));
+                };
+                cookie_from_value(map.remove(COOKIE_KEY).unwrap_or(Value::Null))?
+            }
+        };
+        Ok(Self {
+            cookie,
+            fields: Baseline::from_json(text, true)?,
+        })
+    }
+
+    /// A cookie kept apart, and the JSON text of the fields object.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] when `fields_json` is not a JSON object.
+    pub fn from_parts(
+        cookie: SessionCookie,
+        fields_json: impl Into<Box<[u8]>>,
+    ) -> Result<Self, RecordError> {
+        Ok(Self {
+            cookie,
+            fields: Baseline::from_json(fields_json.into(), false)?,
+        })
+    }
+
+    /// [`LoadedRecord::from_parts`] for a fields text this crate wrote (the
+    /// `MemoryStore`'s): not checked again for UTF-8 or a stray `cookie` entry.
+    pub(crate) fn from_own_parts(
+        cookie: SessionCookie,
+        fields_json: &[u8],
+    ) -> Result<Self, RecordError> {
+        Ok(Self {
+            cookie,
+            fields: Baseline::from_own_json(fields_json.into())?,
+        })
+    }
+
+    /// The stored cookie.
+    pub fn cookie(&self) -> &SessionCookie {
+        &self.cookie
+    }
+
+    /// The JSON text of one stored field, as the store holds it (or as serde_json writes
+    /// it, for a record whose keys have escapes).
+    pub fn field_json(&self, key: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
+        use crate::baseline::StoredValue;
+        match self.fields.get(key)? {
+            StoredValue::Json(text) => Some(std::borrow::Cow::Borrowed(text)),
+            StoredValue::Value(v) => serde_json::to_vec(v).ok().map(std::borrow::Cow::Owned),
+        }
+    }
+
+    /// The whole stored text, if the record was built by [`LoadedRecord::from_json`].
+    pub fn text(&self) -> Option<&[u8]> {
+        self.fields.record_text()
+    }
+
+    /// The decoded record.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] when a stored value is not valid JSON.
+    pub fn to_record(&self) -> Result<Record, RecordError> {
+        Ok(Record {
+            cookie: self.cookie.clone(),
+            fields: self.fields.to_fields()?,
+        })
     }
 }
 
@@ -81,21 +440,25 @@ impl Record {
     }
 
     /// Parses a record written by Tessera or by express-session.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] when the text is not a JSON object with a valid `cookie` object.
     pub fn from_json(bytes: &[u8]) -> Result<Self, RecordError> {
         let value: Value = serde_json::from_slice(bytes)?;
         Self::from_value(value)
     }
 
     /// Builds a record from a parsed JSON object.
+    ///
+    /// # Errors
+    ///
+    /// [`RecordError`] when the value is not an object with a valid `cookie` object.
     pub fn from_value(value: Value) -> Result<Self, RecordError> {
         let Value::Object(mut fields) = value else {
             return Err(RecordError::Shape("not a JSON object"));
         };
-        let cookie = match fields.remove(COOKIE_KEY) {
-            Some(Value::Object(c)) => cookie_from_json(&c)?,
-            Some(_) => return Err(RecordError::Shape("`cookie` is not an object")),
-            None => return Err(RecordError::Shape("no `cookie` object")),
-        };
+        let cookie = cookie_from_value(fields.remove(COOKIE_KEY).unwrap_or(Value::Null))?;
         Ok(Self { cookie, fields })
     }
 
@@ -115,6 +478,14 @@ impl Serialize for Record {
             }
         }
         map.end()
+    }
+}
+
+impl SessionCookie {
+    /// The cookie as express-session stores it under `"cookie"` (compact JSON).
+    pub fn to_json(&self) -> String {
+        // A struct of numbers, booleans and strings always serializes.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -149,6 +520,14 @@ impl Serialize for SessionCookie {
             )?;
         }
         st.end()
+    }
+}
+
+fn cookie_from_value(value: Value) -> Result<SessionCookie, RecordError> {
+    match value {
+        Value::Object(c) => cookie_from_json(&c),
+        Value::Null => Err(RecordError::Shape("no `cookie` object")),
+        _ => Err(RecordError::Shape("`cookie` is not an object")),
     }
 }
 
@@ -214,6 +593,7 @@ mod tests {
             r.to_json(),
             r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"views":1}"#
         );
+        assert_eq!(RecordView::from(&r).to_json().unwrap(), r.to_json());
     }
 
     #[test]
@@ -224,6 +604,10 @@ mod tests {
         assert_eq!(r.cookie.same_site, Some(SameSite::Lax));
         assert_eq!(r.fields["views"], json!(1));
         assert_eq!(r.to_json(), express);
+        let loaded = LoadedRecord::from_json(express.as_bytes().to_vec()).unwrap();
+        assert_eq!(loaded.cookie, r.cookie);
+        assert_eq!(loaded.to_record().unwrap(), r);
+        assert_eq!(loaded.text(), Some(express.as_bytes()));
     }
 
     #[test]
@@ -234,8 +618,14 @@ mod tests {
             "nope",
             r#"{"cookie":3}"#,
             r#"{"cookie":{"expires":"soon"}}"#,
+            r#"{"cookie":{"expires":"soon"},"k\"ey":1}"#,
+            "",
         ] {
             assert!(Record::from_json(bad.as_bytes()).is_err(), "{bad}");
+            assert!(
+                LoadedRecord::from_json(bad.as_bytes().to_vec()).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -248,12 +638,91 @@ mod tests {
             original_max_age: Some(5),
             ..SessionCookie::default()
         };
-        let p = Patch {
-            cookie: cookie.clone(),
-            changes: vec![("a".into(), Some(json!(10))), ("b".into(), None)],
-        };
+        let changes = [FieldChange::set("a", json!(10)), FieldChange::remove("b")];
+        let p = Patch::new(&cookie, &changes);
         p.apply_to(&mut r);
         assert_eq!(r.fields, json!({"a": 10}).as_object().unwrap().clone());
         assert_eq!(r.cookie, cookie);
+    }
+
+    #[test]
+    fn a_patched_text_keeps_every_byte_it_does_not_change() {
+        let stored = br#"{"n":1.50,"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"s":"a\/b \u00e9","gone":[],"e":{}}"#;
+        let cookie = SessionCookie::default();
+        let changes = [
+            FieldChange::set("added", json!({"x": [1, 2]})),
+            FieldChange::remove("gone"),
+            FieldChange::set("cookie", json!("never a field")),
+        ];
+        let out = Patch::new(&cookie, &changes).apply_to_json(stored).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"},"n":1.50,"s":"a\/b \u00e9","e":{},"added":{"x":[1,2]}}"#
+        );
+        // A text whose keys have escapes goes through serde_json, and keeps its values' bytes.
+        let escaped = br#"{"cookie":{"path":"/"},"k\"q":1.0,"z":2}"#;
+        let changes = [FieldChange::set("z", json!(3))];
+        let out = Patch::new(&cookie, &changes)
+            .apply_to_json(escaped)
+            .unwrap();
+        assert!(
+            std::str::from_utf8(&out)
+                .unwrap()
+                .ends_with(r#","k\"q":1.0,"z":3}"#),
+            "{}",
+            String::from_utf8_lossy(&out)
+        );
+    }
+
+    #[test]
+    fn many_changes_on_many_keys_apply_like_a_map() {
+        let mut stored = Fields::new();
+        for i in 0..500 {
+            stored.insert(format!("k{i}"), json!(i));
+        }
+        let text = Record {
+            cookie: SessionCookie::default(),
+            fields: stored.clone(),
+        }
+        .to_json();
+        let mut changes = Vec::new();
+        for i in (0..700).step_by(3) {
+            changes.push(if i % 2 == 0 {
+                FieldChange::set(format!("k{i}"), json!(-i))
+            } else {
+                FieldChange::remove(format!("k{i}"))
+            });
+        }
+        let out = Patch::new(&SessionCookie::default(), &changes)
+            .apply_to_json(text.as_bytes())
+            .unwrap();
+        let mut expected = stored;
+        apply_changes(&mut expected, &changes);
+        assert_eq!(Record::from_json(&out).unwrap().fields, expected);
+    }
+
+    #[test]
+    fn a_record_view_writes_the_stored_entries_in_order_with_the_changes() {
+        let loaded =
+            LoadedRecord::from_json(br#"{"cookie":{"path":"/"},"a":1,"b":"x","a":2}"#.to_vec())
+                .unwrap();
+        let changes = [FieldChange::set("c", json!(true)), FieldChange::remove("b")];
+        let view = RecordView::of(&loaded.cookie, &loaded.fields, &changes);
+        let mut seen = Vec::new();
+        view.for_each_field(|k, v| seen.push((k.to_owned(), v.to_vec())))
+            .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("a".to_owned(), b"1".to_vec()),
+                ("a".to_owned(), b"2".to_vec()),
+                ("c".to_owned(), b"true".to_vec())
+            ]
+        );
+        let record = view.to_record().unwrap();
+        assert_eq!(
+            record.fields,
+            json!({"a": 2, "c": true}).as_object().unwrap().clone()
+        );
     }
 }

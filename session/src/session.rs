@@ -9,12 +9,13 @@ use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
 
-use crate::baseline::{Baseline, Loaded};
+use crate::baseline::Baseline;
 use crate::cookie::SessionCookie;
 use crate::data::{EncodeError, SessionData};
 use crate::layer::Ctx;
-use crate::record::{FieldChange, Fields, Patch, Record, apply_changes};
-use crate::store::{PatchOutcome, StoreError};
+use crate::options::StoreErrorPolicy;
+use crate::record::{FieldChange, Fields, LoadedRecord, Patch, RecordView, apply_changes};
+use crate::store::{Outcome, StoreError};
 
 /// An error from a session operation.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,12 @@ pub enum SessionError {
     /// The session is no longer in the store (`reload` after it expired or was destroyed).
     #[error("failed to load session: it is not in the store")]
     NotFound,
+    /// The stored session was destroyed or expired while this request held it, so
+    /// `rotate_id`, `regenerate` or `save` wrote nothing: a destroyed session is never
+    /// brought back. The session is destroyed for this request too (its cookie is
+    /// cleared).
+    #[error("the session was destroyed or expired by another request")]
+    Gone,
     /// A field could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
@@ -104,7 +111,7 @@ impl<T: SessionData> State<T> {
         id: String,
         request_secure: bool,
         genid_parts: Option<Arc<Parts>>,
-        loaded: Loaded,
+        loaded: LoadedRecord,
         saved_clean: bool,
     ) -> Self {
         let view = T::__load(&loaded.fields);
@@ -147,7 +154,7 @@ impl<T: SessionData> State<T> {
         }
     }
 
-    fn replace_with(&mut self, loaded: Loaded, saved_clean: bool) {
+    fn replace_with(&mut self, loaded: LoadedRecord, saved_clean: bool) {
         self.view = T::__load(&loaded.fields);
         self.baseline = Some(loaded.fields);
         self.cookie = loaded.cookie;
@@ -156,40 +163,8 @@ impl<T: SessionData> State<T> {
         self.phase = Phase::Active;
     }
 
-    /// The whole record as it would be stored now: the baseline with `changes` applied.
-    pub(crate) fn whole_record(&mut self, changes: &[FieldChange]) -> Result<Record, SessionError> {
-        let fields = self.baseline()?.to_fields().map_err(StoreError::Corrupt)?;
-        Ok(self.record_from(fields, changes))
-    }
-
-    /// [`State::whole_record`] for the end of the request, when the state is not used
-    /// again: the baseline is moved into the record instead of copied.
-    pub(crate) fn take_whole_record(
-        &mut self,
-        changes: &[FieldChange],
-    ) -> Result<Record, SessionError> {
-        let fields = self
-            .take_baseline()?
-            .into_fields()
-            .map_err(StoreError::Corrupt)?;
-        Ok(self.record_from(fields, changes))
-    }
-
-    /// The stored fields (the encoded defaults for a new session), taken out at the end
-    /// of the request.
-    pub(crate) fn take_baseline(&mut self) -> Result<Baseline, SessionError> {
-        self.baseline()?;
-        Ok(self.baseline.take().unwrap_or_default())
-    }
-
-    fn record_from(&self, mut fields: Fields, changes: &[FieldChange]) -> Record {
-        apply_changes(&mut fields, changes);
-        Record {
-            cookie: self.cookie.clone(),
-            fields,
-        }
-    }
-
+    /// The stored fields (the encoded defaults for a new session, computed only when
+    /// needed).
     pub(crate) fn baseline(&mut self) -> Result<&Baseline, SessionError> {
         if self.baseline.is_none() {
             let mut fields = Fields::new();
@@ -209,6 +184,32 @@ impl<T: SessionData> State<T> {
         Ok(out)
     }
 
+    /// The patch of this session: its cookie and `changes`, with the text it was loaded
+    /// from as a compare-and-set store's guess.
+    pub(crate) fn patch<'a>(&'a self, changes: &'a [FieldChange]) -> Patch<'a> {
+        Patch::new(&self.cookie, changes)
+            .with_loaded_text(self.baseline.as_ref().and_then(Baseline::record_text))
+    }
+
+    /// The whole record of this session with `changes`, which [`State::changes`]
+    /// computed (and with them the baseline), applied.
+    pub(crate) fn record<'a>(&'a self, changes: &'a [FieldChange]) -> RecordView<'a> {
+        static NONE: std::sync::OnceLock<Baseline> = std::sync::OnceLock::new();
+        let base = match &self.baseline {
+            Some(base) => base,
+            None => NONE.get_or_init(Baseline::default),
+        };
+        RecordView::of(&self.cookie, base, changes)
+    }
+
+    /// The stored session is gone (destroyed or expired by another request): nothing
+    /// more is written for it, and its cookie is cleared.
+    pub(crate) fn lost(&mut self) -> SessionError {
+        self.phase = Phase::Destroyed;
+        self.in_store = false;
+        SessionError::Gone
+    }
+
     fn new_id(&self) -> Result<String, SessionError> {
         self.ctx.generate_id(self.genid_parts.as_deref())
     }
@@ -218,31 +219,64 @@ impl<T: SessionData> State<T> {
     }
 }
 
-/// Where the state waits while no [`Session`] holds it: the layer puts it there, the
-/// extractor takes it out, and the `Session` puts it back when dropped.
-pub(crate) type Slot<T> = Arc<Mutex<Option<Box<State<T>>>>>;
-
-fn lock_slot<T: SessionData>(slot: &Slot<T>) -> MutexGuard<'_, Option<Box<State<T>>>> {
-    // Nothing panics while the lock is held (it only moves the state in or out).
-    slot.lock().unwrap_or_else(PoisonError::into_inner)
+/// Where a request's session waits while no [`Session`] holds it. The layer puts an
+/// unopened slot in the request; the first extraction opens it (the only store read);
+/// a dropped `Session` puts its state back; the layer takes it at the end.
+pub(crate) struct Slot<T: SessionData> {
+    pub(crate) ctx: Arc<Ctx>,
+    /// The request arrived over a secure connection (as the `proxy` option sees it).
+    pub(crate) secure: bool,
+    stage: Mutex<Stage<T>>,
 }
 
-/// Takes the state out of its slot: `None` while a `Session` still holds it.
-pub(crate) fn take_state<T: SessionData>(slot: &Slot<T>) -> Option<Box<State<T>>> {
-    lock_slot(slot).take()
+pub(crate) enum Stage<T: SessionData> {
+    /// Not extracted yet: nothing loaded, no store call made.
+    Unopened,
+    /// Held by a [`Session`] (or being opened by one).
+    Lent,
+    /// Opened and given back.
+    Ready(Box<State<T>>),
+    /// Opening failed: what every later extraction answers (`None`: no session).
+    Closed(Option<SessionRejection>),
 }
 
-/// The layer's last word on the slot: when nothing else refers to it any more (the
-/// usual case once the handler has returned) the state is taken without locking.
-pub(crate) fn reclaim_state<T: SessionData>(slot: Slot<T>) -> Option<Box<State<T>>> {
-    match Arc::try_unwrap(slot) {
-        Ok(only) => only.into_inner().unwrap_or_else(PoisonError::into_inner),
-        Err(shared) => take_state(&shared),
+impl<T: SessionData> Slot<T> {
+    pub(crate) fn new(ctx: Arc<Ctx>, secure: bool) -> Self {
+        Self {
+            ctx,
+            secure,
+            stage: Mutex::new(Stage::Unopened),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Stage<T>> {
+        // Nothing panics while the lock is held (it only moves the stage in or out).
+        self.stage.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the stage out, leaving the slot lent.
+    fn take(&self) -> Stage<T> {
+        std::mem::replace(&mut *self.lock(), Stage::Lent)
+    }
+
+    fn put(&self, stage: Stage<T>) {
+        *self.lock() = stage;
+    }
+
+    /// The layer's last word on the slot, once the handler has returned.
+    pub(crate) fn reclaim(self: Arc<Self>) -> Stage<T> {
+        match Arc::try_unwrap(self) {
+            Ok(only) => only
+                .stage
+                .into_inner()
+                .unwrap_or_else(PoisonError::into_inner),
+            Err(shared) => shared.take(),
+        }
     }
 }
 
-/// Request extension through which the layer lends the state to the extractor.
-pub(crate) struct SessionSlot<T: SessionData>(pub(crate) Slot<T>);
+/// Request extension through which the layer lends the slot to the extractor.
+pub(crate) struct SessionSlot<T: SessionData>(pub(crate) Arc<Slot<T>>);
 
 impl<T: SessionData> Clone for SessionSlot<T> {
     fn clone(&self) -> Self {
@@ -250,8 +284,9 @@ impl<T: SessionData> Clone for SessionSlot<T> {
     }
 }
 
-/// Why a handler got no [`Session`].
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+/// Why a handler got no [`Session`]. Each answers `500 Internal Server Error` (the store
+/// failure by the layer's [`crate::StoreErrorPolicy`]) and logs why.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionRejection {
     /// No `SessionLayer<T>` for this `T` wraps the route, the request is outside the
@@ -262,6 +297,13 @@ pub enum SessionRejection {
     /// `Session<T>` was extracted twice in one request.
     #[error("the session was already extracted in this request")]
     AlreadyExtracted,
+    /// The store failed while loading the session ([`crate::StoreErrorPolicy::Fail`]).
+    #[error("session store unavailable")]
+    StoreUnavailable,
+    /// A new session could not be created (the OS random generator or a custom
+    /// `genid` failed).
+    #[error("could not create a session")]
+    CreateFailed,
 }
 
 impl IntoResponse for SessionRejection {
@@ -276,6 +318,9 @@ impl IntoResponse for SessionRejection {
 /// It derefs to the generated tracked view, so `*session.views += 1` reads and writes
 /// a field and marks only that field as touched. When the handler returns, the layer
 /// persists exactly the fields that changed — before the response is sent.
+///
+/// The first extraction in a request loads the session from the store; a handler that
+/// does not extract it costs no store call.
 ///
 /// ```
 /// use tessera::{Session, SessionData};
@@ -292,13 +337,13 @@ pub struct Session<T: SessionData> {
     /// Always `Some` until the session is dropped and the state goes home. Boxed: it
     /// moves between the layer, the slot and the extractor as a pointer.
     state: Option<Box<State<T>>>,
-    home: Slot<T>,
+    home: Arc<Slot<T>>,
 }
 
 impl<T: SessionData> Drop for Session<T> {
     fn drop(&mut self) {
         if let Some(state) = self.state.take() {
-            *lock_slot(&self.home) = Some(state);
+            self.home.put(Stage::Ready(state));
         }
     }
 }
@@ -313,11 +358,7 @@ impl<T: SessionData, S: Send + Sync> FromRequestParts<S> for Session<T> {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let slot = parts
-            .extensions
-            .get::<SessionSlot<T>>()
-            .ok_or(SessionRejection::NoSession)?;
-        take(&slot.0)
+        extract(parts).await?.ok_or(SessionRejection::NoSession)
     }
 }
 
@@ -328,19 +369,42 @@ impl<T: SessionData, S: Send + Sync> OptionalFromRequestParts<S> for Session<T> 
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        match parts.extensions.get::<SessionSlot<T>>() {
-            None => Ok(None),
-            Some(slot) => take(&slot.0).map(Some),
-        }
+        extract(parts).await
     }
 }
 
-fn take<T: SessionData>(slot: &Slot<T>) -> Result<Session<T>, SessionRejection> {
-    let state = take_state(slot).ok_or(SessionRejection::AlreadyExtracted)?;
-    Ok(Session {
+/// The request's session: opened (loaded from the store) on the first extraction.
+async fn extract<T: SessionData>(parts: &Parts) -> Result<Option<Session<T>>, SessionRejection> {
+    let Some(SessionSlot(slot)) = parts.extensions.get::<SessionSlot<T>>().cloned() else {
+        return Ok(None);
+    };
+    let state = match slot.take() {
+        Stage::Ready(state) => state,
+        Stage::Lent => return Err(SessionRejection::AlreadyExtracted),
+        Stage::Closed(answer) => {
+            slot.put(Stage::Closed(answer.clone()));
+            return answer.map_or(Ok(None), Err);
+        }
+        Stage::Unopened => match crate::layer::open::<T>(&slot.ctx, parts, slot.secure).await {
+            Ok(state) => Box::new(state),
+            Err(answer) => {
+                slot.put(Stage::Closed(answer.clone()));
+                return answer.map_or(Ok(None), Err);
+            }
+        },
+    };
+    Ok(Some(Session {
         state: Some(state),
-        home: Arc::clone(slot),
-    })
+        home: slot,
+    }))
+}
+
+/// What a failed load answers under `policy`: a rejection, or no session.
+pub(crate) fn store_down_answer(policy: StoreErrorPolicy) -> Option<SessionRejection> {
+    match policy {
+        StoreErrorPolicy::Fail => Some(SessionRejection::StoreUnavailable),
+        StoreErrorPolicy::ContinueWithoutSession => None,
+    }
 }
 
 impl<T: SessionData> Session<T> {
@@ -396,6 +460,10 @@ impl<T: SessionData> Session<T> {
 
     /// Destroys the session in the store now; the response also clears the browser's
     /// cookie.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Store`] when the store fails.
     pub async fn destroy(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         st.ctx.store.destroy(&st.id).await?;
@@ -406,10 +474,19 @@ impl<T: SessionData> Session<T> {
 
     /// Replaces the session with a fresh one under a new id, destroying the old one:
     /// the defence against session fixation. The new cookie is sent with the response.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Gone`] when the stored session was destroyed or expired since this
+    /// request loaded it (say, by a logout in another tab): no new session is made out of
+    /// a destroyed one, and the cookie is cleared. [`SessionError::Store`] when the store
+    /// fails.
     pub async fn regenerate(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
-        st.ctx.store.destroy(&st.id).await?;
+        if st.in_store && st.ctx.store.destroy(&st.id).await? == Outcome::Missing {
+            return Err(st.lost());
+        }
         let fresh = State::new(
             Arc::clone(&st.ctx),
             new_id,
@@ -426,30 +503,40 @@ impl<T: SessionData> Session<T> {
     }
 
     /// Moves the session to a new id and keeps its data: what to call after a login.
-    /// The old id is destroyed at once; the new cookie is sent with the response.
+    /// The store moves the record in one step, so the old id stops working at once;
+    /// the new cookie is sent with the response.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Gone`] when the stored session was destroyed or expired since this
+    /// request loaded it (say, by a logout in another tab): it is not brought back under
+    /// the new id, and the cookie is cleared. [`SessionError::Store`] when the store
+    /// fails.
     pub async fn rotate_id(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
-        if st.in_store {
-            st.ctx.store.destroy(&st.id).await?;
+        if st.in_store && st.ctx.store.rotate(&st.id, &new_id).await? == Outcome::Missing {
+            return Err(st.lost());
         }
         st.id = new_id;
         st.id_changed = true;
         st.id_from_cookie = false;
-        st.in_store = false;
-        st.saved_clean = false;
         st.phase = Phase::Active;
         Ok(())
     }
 
     /// Reloads the session from the store, discarding this request's unsaved changes.
-    /// Fails with [`SessionError::NotFound`] when it is no longer stored.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NotFound`] when it is no longer stored (express's "failed to load
+    /// session"); [`SessionError::Store`] when the store fails.
     pub async fn reload(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let loaded = st
             .ctx
             .store
-            .load(&st.id)
+            .get(&st.id)
             .await?
             .ok_or(SessionError::NotFound)?;
         st.replace_with(loaded, true);
@@ -459,28 +546,30 @@ impl<T: SessionData> Session<T> {
     /// Writes the session to the store now (only the changed fields when it is already
     /// stored). The layer then skips its own end-of-request write unless something
     /// changes after this call.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Gone`] when the stored session was destroyed or expired meanwhile
+    /// (nothing is written); [`SessionError::Store`] or [`SessionError::Encode`] when the
+    /// store or a field fails.
     pub async fn save(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let changes = st.changes()?;
         st.cookie_changed |= std::mem::take(&mut st.cookie.changed);
         if st.in_store {
-            let patch = Patch {
-                cookie: st.cookie.clone(),
-                changes,
-            };
-            if st.ctx.store.patch(&st.id, &patch).await? == PatchOutcome::Missing {
-                return Err(SessionError::NotFound);
+            if st.ctx.store.patch(&st.id, st.patch(&changes)).await? == Outcome::Missing {
+                return Err(st.lost());
             }
-            st.modified |= !patch.changes.is_empty();
             if let Some(b) = &mut st.baseline {
-                b.apply(&patch.changes).map_err(StoreError::Corrupt)?;
+                b.apply(&changes).map_err(StoreError::Corrupt)?;
             }
         } else {
-            let record = st.whole_record(&changes)?;
-            st.ctx.store.set(&st.id, &record).await?;
-            st.modified |= !changes.is_empty();
-            st.baseline = Some(Baseline::from(record.fields));
+            st.ctx.store.set(&st.id, st.record(&changes)).await?;
+            if let Some(b) = &mut st.baseline {
+                b.apply(&changes).map_err(StoreError::Corrupt)?;
+            }
         }
+        st.modified |= !changes.is_empty();
         T::__settle(&mut st.view);
         st.in_store = true;
         st.saved_clean = true;

@@ -311,7 +311,7 @@ mod verified {
     use std::hash::BuildHasher;
 
     use super::*;
-    use crate::memory::IdHash;
+    use crate::store::memory::IdHash;
 
     const SLOTS: usize = 512;
     /// Slots of 128 bytes.

@@ -33,6 +33,27 @@ pub(crate) fn lend<R>(now: i64, f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// While it lives, [`now_ms`] answers `now` on this thread (see [`lend`]). It is not
+/// `Send`, so it cannot be held across an `.await` of a `Send` future.
+pub(crate) struct Lent {
+    previous: Option<i64>,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+/// Lends `now` until the returned guard is dropped.
+pub(crate) fn lent(now: i64) -> Lent {
+    Lent {
+        previous: LENT.with(|lent| lent.replace(Some(now))),
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        LENT.with(|lent| lent.set(self.previous));
+    }
+}
+
 fn clock_ms() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),

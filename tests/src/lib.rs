@@ -1,5 +1,6 @@
-//! Helpers for the HTTP-level tests: an in-process client with a one-cookie jar, and a
-//! store wrapper that records and can fail every call.
+//! Helpers for the HTTP-level tests: an in-process client with a one-cookie jar, a
+//! store wrapper that records and can fail every call, and a deliberately naive store
+//! that the conformance suite must reject.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -9,7 +10,10 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
-use tessera::{MemoryStore, Patch, PatchOutcome, Record, SessionCookie, SessionStore, StoreError};
+use tessera::store::{Outcome, SessionStore, StoreError};
+use tessera::{FieldChange, LoadedRecord, MemoryStore, Patch, Record, RecordView, SessionCookie};
+
+pub mod naive;
 use tower::ServiceExt;
 
 /// A response, read whole.
@@ -122,6 +126,8 @@ pub fn id_of(cookie: &str) -> String {
 /// Counts of store calls.
 #[derive(Default, Debug)]
 pub struct Calls {
+    /// `rotate` calls.
+    pub rotate: AtomicUsize,
     /// `get` calls.
     pub get: AtomicUsize,
     /// `set` calls.
@@ -135,6 +141,12 @@ pub struct Calls {
 }
 
 impl Calls {
+    /// Every store call so far.
+    pub fn total(&self) -> usize {
+        let (g, s, p, d, t) = self.snapshot();
+        g + s + p + d + t + self.rotate.load(Ordering::SeqCst)
+    }
+
     /// `(get, set, patch, destroy, touch)` now.
     pub fn snapshot(&self) -> (usize, usize, usize, usize, usize) {
         (
@@ -147,6 +159,15 @@ impl Calls {
     }
 }
 
+/// A patch as a store received it.
+#[derive(Clone, Debug)]
+pub struct PatchSeen {
+    /// The cookie to store.
+    pub cookie: SessionCookie,
+    /// The changed fields.
+    pub changes: Vec<FieldChange>,
+}
+
 /// A MemoryStore that counts calls, keeps the last patch, and fails on demand.
 #[derive(Clone, Default)]
 pub struct Recording {
@@ -155,7 +176,7 @@ pub struct Recording {
     /// Call counts.
     pub calls: Arc<Calls>,
     /// The last patch written.
-    pub last_patch: Arc<Mutex<Option<Patch>>>,
+    pub last_patch: Arc<Mutex<Option<PatchSeen>>>,
     /// Make reads fail.
     pub fail_reads: Arc<AtomicBool>,
     /// Make writes fail.
@@ -184,12 +205,20 @@ impl Recording {
 
     /// The stored record of `id`.
     pub async fn record(&self, id: &str) -> Option<Record> {
-        self.inner.get(id).await.ok().flatten()
+        let loaded = self.inner.get(id).await.ok().flatten()?;
+        loaded.to_record().ok()
+    }
+
+    /// Stores `record` under `id`, bypassing the counters.
+    pub async fn put(&self, id: &str, record: &Record) {
+        if let Err(e) = self.inner.set(id, RecordView::from(record)).await {
+            panic!("MemoryStore::set failed: {e}");
+        }
     }
 }
 
 impl SessionStore for Recording {
-    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
+    async fn get(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
         self.calls.get.fetch_add(1, Ordering::SeqCst);
         self.check(&self.fail_reads)?;
         if self.corrupt_reads.load(Ordering::SeqCst) {
@@ -201,187 +230,33 @@ impl SessionStore for Recording {
         }
         self.inner.get(id).await
     }
-    async fn set(&self, id: &str, record: &Record) -> Result<(), StoreError> {
+    async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
         self.calls.set.fetch_add(1, Ordering::SeqCst);
         self.check(&self.fail_writes)?;
         self.inner.set(id, record).await
     }
-    async fn patch(&self, id: &str, patch: &Patch) -> Result<PatchOutcome, StoreError> {
+    async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
         self.calls.patch.fetch_add(1, Ordering::SeqCst);
         self.check(&self.fail_writes)?;
-        *self.last_patch.lock().unwrap_or_else(|e| e.into_inner()) = Some(patch.clone());
+        *self.last_patch.lock().unwrap_or_else(|e| e.into_inner()) = Some(PatchSeen {
+            cookie: patch.cookie().clone(),
+            changes: patch.changes().to_vec(),
+        });
         self.inner.patch(id, patch).await
     }
-    async fn destroy(&self, id: &str) -> Result<(), StoreError> {
-        self.calls.destroy.fetch_add(1, Ordering::SeqCst);
-        self.check(&self.fail_writes)?;
-        self.inner.destroy(id).await
-    }
-    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<(), StoreError> {
+    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
         self.calls.touch.fetch_add(1, Ordering::SeqCst);
         self.check(&self.fail_writes)?;
         self.inner.touch(id, cookie).await
     }
-}
-
-/// The store conformance suite: the rules every [`SessionStore`] follows. Each check
-/// uses fresh random ids, so a shared backend can run it alongside other tests.
-pub mod conformance {
-    use std::time::Duration;
-
-    use serde_json::json;
-    use tessera::{Patch, PatchOutcome, Record, SessionCookie, SessionStore};
-
-    fn unique(tag: &str) -> String {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("conf-{tag}-{nanos}-{}", N.fetch_add(1, Ordering::Relaxed))
+    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+        self.calls.rotate.fetch_add(1, Ordering::SeqCst);
+        self.check(&self.fail_writes)?;
+        self.inner.rotate(from, to).await
     }
-
-    fn record(max_age: Option<Duration>) -> Record {
-        let mut cookie = SessionCookie::default();
-        cookie.set_max_age(max_age);
-        let mut r = Record {
-            cookie,
-            ..Record::default()
-        };
-        r.fields.insert("views".into(), json!(1));
-        r.fields.insert("user".into(), json!({"name": "alice"}));
-        r
-    }
-
-    /// Runs every check against `store`.
-    pub async fn run<S: SessionStore>(store: &S) {
-        set_then_get_round_trips(store).await;
-        missing_id_is_none(store).await;
-        patch_changes_only_listed_fields(store).await;
-        patch_on_missing_record_never_creates_it(store).await;
-        destroy_removes_and_is_idempotent(store).await;
-        expired_record_is_never_returned(store).await;
-        touch_extends_expiry_without_touching_fields(store).await;
-    }
-
-    async fn set_then_get_round_trips<S: SessionStore>(store: &S) {
-        let id = unique("roundtrip");
-        let r = record(Some(Duration::from_secs(60)));
-        store
-            .set(&id, &r)
-            .await
-            .unwrap_or_else(|e| panic!("set: {e}"));
-        let got = store.get(&id).await.unwrap_or_else(|e| panic!("get: {e}"));
-        let got = got.unwrap_or_else(|| panic!("record missing after set"));
-        assert_eq!(got.fields, r.fields);
-        assert_eq!(got.cookie.original_max_age_ms(), Some(60_000));
-    }
-
-    async fn missing_id_is_none<S: SessionStore>(store: &S) {
-        let got = store
-            .get(&unique("missing"))
-            .await
-            .unwrap_or_else(|e| panic!("get: {e}"));
-        assert!(got.is_none());
-    }
-
-    async fn patch_changes_only_listed_fields<S: SessionStore>(store: &S) {
-        let id = unique("patch");
-        let r = record(Some(Duration::from_secs(60)));
-        store
-            .set(&id, &r)
-            .await
-            .unwrap_or_else(|e| panic!("set: {e}"));
-        let patch = Patch {
-            cookie: r.cookie.clone(),
-            changes: vec![
-                ("views".into(), Some(json!(2))),
-                ("new".into(), Some(json!("x"))),
-                ("user".into(), None),
-            ],
-        };
-        let outcome = store
-            .patch(&id, &patch)
-            .await
-            .unwrap_or_else(|e| panic!("patch: {e}"));
-        assert_eq!(outcome, PatchOutcome::Applied);
-        let got = store
-            .get(&id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("missing"));
-        assert_eq!(got.fields.get("views"), Some(&json!(2)));
-        assert_eq!(got.fields.get("new"), Some(&json!("x")));
-        assert_eq!(got.fields.get("user"), None);
-    }
-
-    async fn patch_on_missing_record_never_creates_it<S: SessionStore>(store: &S) {
-        let id = unique("ghost");
-        let patch = Patch {
-            cookie: record(Some(Duration::from_secs(60))).cookie,
-            changes: vec![("views".into(), Some(json!(9)))],
-        };
-        let outcome = store
-            .patch(&id, &patch)
-            .await
-            .unwrap_or_else(|e| panic!("patch: {e}"));
-        assert_eq!(outcome, PatchOutcome::Missing);
-        assert!(store.get(&id).await.ok().flatten().is_none());
-    }
-
-    async fn destroy_removes_and_is_idempotent<S: SessionStore>(store: &S) {
-        let id = unique("destroy");
-        store
-            .set(&id, &record(None))
-            .await
-            .unwrap_or_else(|e| panic!("set: {e}"));
-        store
-            .destroy(&id)
-            .await
-            .unwrap_or_else(|e| panic!("destroy: {e}"));
-        assert!(store.get(&id).await.ok().flatten().is_none());
-        store
-            .destroy(&id)
-            .await
-            .unwrap_or_else(|e| panic!("second destroy: {e}"));
-    }
-
-    async fn expired_record_is_never_returned<S: SessionStore>(store: &S) {
-        let id = unique("expired");
-        store
-            .set(&id, &record(Some(Duration::from_millis(1200))))
-            .await
-            .unwrap_or_else(|e| panic!("set: {e}"));
-        assert!(store.get(&id).await.ok().flatten().is_some());
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert!(
-            store.get(&id).await.ok().flatten().is_none(),
-            "expired record returned"
-        );
-    }
-
-    async fn touch_extends_expiry_without_touching_fields<S: SessionStore>(store: &S) {
-        let id = unique("touch");
-        let r = record(Some(Duration::from_millis(1200)));
-        store
-            .set(&id, &r)
-            .await
-            .unwrap_or_else(|e| panic!("set: {e}"));
-        let mut cookie = r.cookie.clone();
-        cookie.set_max_age(Some(Duration::from_secs(60)));
-        store
-            .touch(&id, &cookie)
-            .await
-            .unwrap_or_else(|e| panic!("touch: {e}"));
-        tokio::time::sleep(Duration::from_millis(2100)).await;
-        let got = store
-            .get(&id)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| panic!("touch did not extend"));
-        assert_eq!(got.fields, r.fields);
+    async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
+        self.calls.destroy.fetch_add(1, Ordering::SeqCst);
+        self.check(&self.fail_writes)?;
+        self.inner.destroy(id).await
     }
 }

@@ -105,9 +105,7 @@ async fn undecodable_stored_field_leaves_a_warning_naming_the_field() {
     let id = tessera_tests::id_of(b.cookie.as_deref().unwrap());
     let mut rec = store.record(&id).await.unwrap();
     rec.fields.insert("views".into(), serde_json::json!("many"));
-    tessera::SessionStore::set(&store.inner, &id, &rec)
-        .await
-        .unwrap();
+    store.put(&id, &rec).await;
     assert_eq!(b.get("/").await.body, "1");
     let log = out.text();
     assert!(

@@ -11,7 +11,7 @@ use axum::http::{Request, StatusCode, header};
 use axum::routing::get;
 use serde_json::json;
 use tessera::{
-    MemoryStore, Secret, Secure, Session, SessionData, SessionLayer, SessionOptions, SessionStore,
+    MemoryStore, Secret, Secure, Session, SessionAdmin, SessionData, SessionLayer, SessionOptions,
     StoreErrorPolicy, Unset,
 };
 use tessera_tests::{Browser, Recording, id_of, send};
@@ -166,7 +166,10 @@ async fn a_changed_session_sends_only_its_changed_fields() {
     b.get("/bump").await;
     b.get("/bump").await;
     let patch = store.last_patch.lock().unwrap().clone().unwrap();
-    assert_eq!(patch.changes, vec![("views".to_owned(), Some(json!(2)))]);
+    assert_eq!(
+        patch.changes,
+        vec![tessera::FieldChange::set("views", json!(2))]
+    );
 }
 
 #[tokio::test]

@@ -7,14 +7,12 @@
 //! `originalMaxAge` (`i64`) when set; the domain and a path other than `/` when set (each
 //! a `u16` length and bytes); the fields JSON.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::baseline::{Baseline, Entries, Key, Loaded, scan_object, span_text};
+use crate::baseline::patch_object_text;
 use crate::cookie::{SessionCookie, root_path};
 use crate::options::{Priority, SameSite};
-use crate::record::{FieldChange, Fields, Record, RecordError};
-use serde_json::Value;
+use crate::record::{FieldChange, LoadedRecord, RecordError, RecordView};
 
 const HTTP_ONLY: u8 = 1;
 const SECURE_SET: u8 = 1 << 1;
@@ -87,21 +85,25 @@ pub(crate) fn encode(key: &str, cookie: &SessionCookie, fields_json: &[u8]) -> B
     out.into_boxed_slice()
 }
 
-/// Encodes `key` + `cookie` + `fields` (as compact JSON) into one allocation.
-pub(crate) fn encode_record(key: &str, cookie: &SessionCookie, fields: &Fields) -> Box<[u8]> {
+/// Encodes `key` + a whole record into one allocation.
+pub(crate) fn encode_view(key: &str, record: &RecordView<'_>) -> Result<Box<[u8]>, RecordError> {
     exact(|out| {
-        encode_head(key, cookie, out);
-        if let Err(error) = serde_json::to_writer(&mut *out, fields) {
-            // Unreachable in practice (a map of JSON values always serializes into
-            // memory); keep the blob well-formed and say so.
-            tracing::error!(%error, "memory store could not encode session fields; stored empty");
-            out.clear();
-            encode_head(key, cookie, out);
-            out.extend_from_slice(b"{}");
-        }
-        Ok::<(), RecordError>(())
+        encode_head(key, record.cookie(), out);
+        record.write_fields_json(out)
     })
-    .unwrap_or_default()
+}
+
+/// The blob under a new key: the same cookie and fields.
+pub(crate) fn rekey(blob: &[u8], key: &str) -> Result<Box<[u8]>, RecordError> {
+    let mut r = Reader(blob);
+    r.key()?;
+    let rest = r.0;
+    let len = u32::try_from(key.len()).unwrap_or(u32::MAX);
+    let mut out = Vec::with_capacity(4 + len as usize + rest.len());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&key.as_bytes()[..len as usize]);
+    out.extend_from_slice(rest);
+    Ok(out.into_boxed_slice())
 }
 
 /// Builds a blob of a size not known in advance in a per-thread scratch buffer, and
@@ -179,23 +181,7 @@ pub(crate) fn encode_patched(
 ) -> Result<Box<[u8]>, RecordError> {
     exact(|out| {
         encode_head(key, cookie, out);
-        patch_json_into(json, changes, out)
-    })
-}
-
-/// A new blob: `cookie`, then a session's stored `fields` with `changes` applied.
-pub(crate) fn encode_baseline(
-    key: &str,
-    cookie: &SessionCookie,
-    fields: &Baseline,
-    changes: &[FieldChange],
-) -> Result<Box<[u8]>, RecordError> {
-    exact(|out| {
-        encode_head(key, cookie, out);
-        match fields.as_map() {
-            Some(map) => write_map_patched(map, changes, out),
-            None => patch_json_into(fields.as_text().unwrap_or(b"{}"), changes, out),
-        }
+        patch_object_text(json, None, changes, out)
     })
 }
 
@@ -346,145 +332,17 @@ pub(crate) fn decode_cookie(
 }
 
 /// The cookie, and the fields as their JSON text (for a session being loaded).
-pub(crate) fn decode_loaded(blob: &[u8], deadline: i64) -> Result<Loaded, RecordError> {
+pub(crate) fn decode_loaded(blob: &[u8], deadline: i64) -> Result<LoadedRecord, RecordError> {
     let (cookie, json) = decode_cookie(blob, deadline)?;
-    Ok(Loaded {
-        cookie,
-        fields: Baseline::from_json(json)?,
-    })
+    LoadedRecord::from_own_parts(cookie, json)
 }
 
 /// The whole record.
-pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<Record, RecordError> {
+#[cfg(test)]
+pub(crate) fn decode(blob: &[u8], deadline: i64) -> Result<crate::Record, RecordError> {
     let (cookie, json) = decode_cookie(blob, deadline)?;
-    let fields: Fields = serde_json::from_slice(json)?;
-    Ok(Record { cookie, fields })
-}
-
-/// Appends the JSON object of `map` with `changes` applied to `out`.
-fn write_map_patched(
-    map: &Fields,
-    changes: &[FieldChange],
-    out: &mut Vec<u8>,
-) -> Result<(), RecordError> {
-    out.push(b'{');
-    let mut first = true;
-    let mut entry = |out: &mut Vec<u8>, key: &str, value: &Value| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        serde_json::to_writer(&mut *out, key)?;
-        out.push(b':');
-        serde_json::to_writer(&mut *out, value)
-    };
-    for (key, value) in map {
-        match changes.iter().find(|(k, _)| k == key) {
-            Some((_, None)) => {}
-            Some((_, Some(new))) => entry(out, key, new)?,
-            None => entry(out, key, value)?,
-        }
-    }
-    for (key, new) in changes {
-        if let Some(new) = new {
-            if !map.contains_key(key) {
-                entry(out, key, new)?;
-            }
-        }
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// A key of the stored JSON: its text when it has no escapes, else the decoded key.
-#[derive(Clone, Copy)]
-enum EntryKey<'a> {
-    Plain(&'a [u8]),
-    Escaped(&'a str),
-}
-
-impl EntryKey<'_> {
-    fn is(self, key: &str) -> bool {
-        match self {
-            Self::Plain(text) => text == key.as_bytes(),
-            Self::Escaped(k) => k == key,
-        }
-    }
-}
-
-/// Appends the fields JSON `json` with `changes` applied to `out`: the untouched fields
-/// are copied as text, the changed values are written straight from their `Value`s.
-fn patch_json_into(
-    json: &[u8],
-    changes: &[FieldChange],
-    out: &mut Vec<u8>,
-) -> Result<(), RecordError> {
-    if let Some(spans) = scan_object(json) {
-        let entries = spans
-            .as_slice()
-            .iter()
-            .map(|&(k, v)| (EntryKey::Plain(span_text(json, k)), span_text(json, v)));
-        return write_patched(entries, changes, out);
-    }
-    // Keys with escapes: serde_json finds the entries.
-    let Entries(found) = serde_json::from_slice(json)?;
-    let entries = found.iter().map(|(Key(k), raw)| {
-        let key = match k {
-            Cow::Borrowed(k) => EntryKey::Plain(k.as_bytes()),
-            Cow::Owned(k) => EntryKey::Escaped(k),
-        };
-        (key, raw.get().as_bytes())
-    });
-    write_patched(entries, changes, out)
-}
-
-fn write_patched<'a>(
-    entries: impl Iterator<Item = (EntryKey<'a>, &'a [u8])> + Clone,
-    changes: &[FieldChange],
-    out: &mut Vec<u8>,
-) -> Result<(), RecordError> {
-    out.push(b'{');
-    let mut first = true;
-    let mut comma = |out: &mut Vec<u8>| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-    };
-    for (key, raw) in entries.clone() {
-        let value = match changes.iter().find(|(k, _)| key.is(k)) {
-            Some((_, None)) => continue,
-            Some((_, Some(new))) => Some(new),
-            None => None,
-        };
-        comma(out);
-        match key {
-            // A key without escapes: its text is the key itself.
-            EntryKey::Plain(k) => {
-                out.push(b'"');
-                out.extend_from_slice(k);
-                out.push(b'"');
-            }
-            EntryKey::Escaped(k) => serde_json::to_writer(&mut *out, k)?,
-        }
-        out.push(b':');
-        match value {
-            Some(new) => serde_json::to_writer(&mut *out, new)?,
-            None => out.extend_from_slice(raw),
-        }
-    }
-    for (key, new) in changes {
-        if let Some(new) = new {
-            if !entries.clone().any(|(k, _)| k.is(key)) {
-                comma(out);
-                serde_json::to_writer(&mut *out, key)?;
-                out.push(b':');
-                serde_json::to_writer(&mut *out, new)?;
-            }
-        }
-    }
-    out.push(b'}');
-    Ok(())
+    let fields: crate::Fields = serde_json::from_slice(json)?;
+    Ok(crate::Record { cookie, fields })
 }
 
 #[cfg(test)]
@@ -506,9 +364,13 @@ mod tests {
             priority: Some(Priority::High),
             changed: false,
         };
-        let mut fields = Fields::new();
+        let mut fields = crate::Fields::new();
         fields.insert("views".into(), json!(3));
-        let blob = encode_record("id", &cookie, &fields);
+        let record = crate::Record {
+            cookie: cookie.clone(),
+            fields: fields.clone(),
+        };
+        let blob = encode_view("id", &RecordView::from(&record)).unwrap();
         assert_eq!(key_of(&blob).unwrap(), b"id");
         assert!(key_is(&blob, b"id") && !key_is(&blob, b"i") && !key_is(&blob, b"idx"));
         let r = decode(&blob, 123_456).unwrap();
@@ -525,20 +387,15 @@ mod tests {
     }
 
     #[test]
-    fn patch_json_changes_only_the_listed_keys() {
+    fn a_patched_blob_changes_only_the_listed_keys() {
         let json = br#"{"a":{"deep":[1,2,3]},"b":"x","c":1,"he said \"hi\"":"\u00e9"}"#;
-        let mut out = Vec::new();
-        patch_json_into(
-            json,
-            &[
-                ("c".into(), Some(json!(2))),
-                ("b".into(), None),
-                ("d".into(), Some(json!(null))),
-            ],
-            &mut out,
-        )
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let changes = [
+            FieldChange::set("c", json!(2)),
+            FieldChange::remove("b"),
+            FieldChange::set("d", json!(null)),
+        ];
+        let blob = encode_patched("id", &SessionCookie::default(), json, &changes).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(fields_of(&blob).unwrap()).unwrap();
         assert_eq!(
             v,
             json!({"a": {"deep": [1, 2, 3]}, "c": 2, "d": null, "he said \"hi\"": "é"})
@@ -546,22 +403,20 @@ mod tests {
     }
 
     #[test]
-    fn a_record_from_parts_is_the_fields_with_the_changes_applied() {
-        let stored = json!({"a": 1, "b": "x", "c": [1, 2]});
-        let changes = [
-            ("a".to_owned(), Some(json!({"deep": true}))),
-            ("b".to_owned(), None),
-            ("d".to_owned(), Some(json!("new"))),
-        ];
-        let expected = json!({"a": {"deep": true}, "c": [1, 2], "d": "new"});
-        let map = Baseline::from(stored.as_object().cloned().unwrap());
-        let text = Baseline::from_json(stored.to_string().as_bytes()).unwrap();
-        for fields in [map, text] {
-            let blob = encode_baseline("id", &SessionCookie::default(), &fields, &changes).unwrap();
-            let record = decode(&blob, 0).unwrap();
-            assert_eq!(serde_json::Value::Object(record.fields), expected);
-            assert_eq!(key_of(&blob).unwrap(), b"id");
-        }
+    fn a_rekeyed_blob_keeps_its_cookie_and_fields() {
+        let cookie = SessionCookie {
+            original_max_age: Some(60_000),
+            domain: Some(Arc::from("example.com")),
+            ..SessionCookie::default()
+        };
+        let blob = encode("old-id", &cookie, br#"{"views":1}"#);
+        let moved = rekey(&blob, "a-new-and-longer-id").unwrap();
+        assert_eq!(key_of(&moved).unwrap(), b"a-new-and-longer-id");
+        assert_eq!(fields_of(&moved).unwrap(), br#"{"views":1}"#);
+        assert_eq!(
+            decode(&moved, 0).unwrap().cookie.domain(),
+            Some("example.com")
+        );
     }
 
     #[test]
@@ -639,7 +494,8 @@ mod tests {
             };
             assert!(cookie_matches(&blob, &later));
             for n in 0..blob.len().min(28) {
-                let _ = cookie_matches(&blob[..n], a);
+                // Only the head (key and cookie) is compared.
+                assert_eq!(cookie_matches(&blob[..n], a), n >= head_len("k", a), "{n}");
             }
         }
     }
@@ -654,10 +510,12 @@ mod tests {
             },
             b"{}",
         );
+        // The head is 4 + 3 key bytes, 2 flag bytes and 8 bytes of max-age.
+        let head = 4 + 3 + 2 + 8;
         for n in 0..blob.len() {
-            let _ = decode(&blob[..n], 0);
-            let _ = fields_of(&blob[..n]);
-            let _ = key_of(&blob[..n]);
+            assert!(decode(&blob[..n], 0).is_err(), "{n}");
+            assert_eq!(fields_of(&blob[..n]).is_ok(), n >= head, "{n}");
+            assert_eq!(key_of(&blob[..n]).is_ok(), n >= 7, "{n}");
             assert_eq!(key_is(&blob[..n], b"key"), n >= 7);
         }
         assert_eq!(fields_of(&blob).unwrap(), b"{}");

@@ -6,13 +6,15 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::baseline::{Baseline, Loaded};
 use crate::cookie::SessionCookie;
-use crate::memory_blob as blob;
-use crate::memory_table::{Hashed, Table};
-use crate::record::{FieldChange, Patch, Record, RecordError};
-use crate::store::{PatchOutcome, SessionStore, StoreError};
+use crate::record::{FieldChange, LoadedRecord, Patch, RecordView};
+use crate::store::{Outcome, SessionAdmin, SessionStore, StoreError};
 use crate::time;
+
+mod blob;
+mod table;
+
+use table::{Hashed, Table};
 
 const SHARDS: usize = 256;
 
@@ -303,29 +305,15 @@ impl MemoryStore {
             .unwrap_or_else(|| now.saturating_add(self.inner.default_ttl_ms))
     }
 
-    pub(crate) fn get_now(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        self.read_now(id, blob::decode)
-    }
-
-    /// [`MemoryStore::get_now`] for the layer: the fields stay JSON text.
-    pub(crate) fn load_now(&self, id: &str) -> Result<Option<Loaded>, StoreError> {
-        self.read_now(id, blob::decode_loaded)
-    }
-
-    /// The live record under `id`, decoded by `decode` from its blob and deadline; an
-    /// expired one is removed.
-    fn read_now<R>(
-        &self,
-        id: &str,
-        decode: impl FnOnce(&[u8], i64) -> Result<R, RecordError>,
-    ) -> Result<Option<R>, StoreError> {
+    /// The live record under `id`, its fields kept as text; an expired one is removed.
+    fn get_now(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
         let now = time::now_ms();
         let (hash, mut shard) = self.shard(id);
         let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
             return Ok(None);
         };
         match shard.get(slot) {
-            Some(s) if s.deadline > now => decode(&s.blob, s.deadline)
+            Some(s) if s.deadline > now => blob::decode_loaded(&s.blob, s.deadline)
                 .map(Some)
                 .map_err(StoreError::Corrupt),
             _ => {
@@ -336,23 +324,9 @@ impl MemoryStore {
         }
     }
 
-    pub(crate) fn set_now(&self, id: &str, record: &Record) {
-        let blob = blob::encode_record(id, &record.cookie, &record.fields);
-        self.store_blob(id, &record.cookie, blob);
-    }
-
-    /// [`MemoryStore::set_now`] from a session's parts: its stored fields and this
-    /// request's changes, written into the blob without building the record.
-    pub(crate) fn set_parts_now(
-        &self,
-        id: &str,
-        cookie: &SessionCookie,
-        fields: &Baseline,
-        changes: &[FieldChange],
-    ) -> Result<(), StoreError> {
-        let blob =
-            blob::encode_baseline(id, cookie, fields, changes).map_err(StoreError::Corrupt)?;
-        self.store_blob(id, cookie, blob);
+    fn set_now(&self, id: &str, record: &RecordView<'_>) -> Result<(), StoreError> {
+        let blob = blob::encode_view(id, record).map_err(StoreError::Corrupt)?;
+        self.store_blob(id, record.cookie(), blob);
         Ok(())
     }
 
@@ -360,8 +334,12 @@ impl MemoryStore {
     /// expired: writing an expired record is a delete, as connect-redis does).
     fn store_blob(&self, id: &str, cookie: &SessionCookie, blob: Box<[u8]>) {
         let now = time::now_ms();
-        self.maybe_sweep_step(now);
         let deadline = self.deadline(cookie, now);
+        self.store_entry(id, deadline, blob, now);
+    }
+
+    fn store_entry(&self, id: &str, deadline: i64, blob: Box<[u8]>, now: i64) {
+        self.maybe_sweep_step(now);
         if deadline <= now {
             self.destroy_now(id);
             return;
@@ -398,40 +376,40 @@ impl MemoryStore {
         }
     }
 
-    /// A patch, and with no changes a touch: under the shard lock, so concurrent
-    /// patches of different fields all survive.
-    pub(crate) fn patch_now(
+    /// A patch under the shard lock, so concurrent patches of different fields all
+    /// survive.
+    fn patch_now(
         &self,
         id: &str,
         cookie: &SessionCookie,
         changes: &[FieldChange],
-    ) -> Result<PatchOutcome, StoreError> {
+    ) -> Result<Outcome, StoreError> {
         let now = time::now_ms();
         self.maybe_sweep_step(now);
         let deadline = self.deadline(cookie, now);
         let (hash, mut shard) = self.shard(id);
         let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
-            return Ok(PatchOutcome::Missing);
+            return Ok(Outcome::Missing);
         };
         let stored_deadline = shard.get(slot).map_or(now, |s| s.deadline);
         if stored_deadline <= now || deadline <= now {
             let outcome = if stored_deadline <= now {
-                PatchOutcome::Missing
+                Outcome::Missing
             } else {
-                PatchOutcome::Applied
+                Outcome::Applied
             };
             shard.remove(slot);
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
             return Ok(outcome);
         }
         let Some(s) = shard.get_mut(slot) else {
-            return Ok(PatchOutcome::Missing);
+            return Ok(Outcome::Missing);
         };
         if changes.is_empty() && blob::cookie_matches(&s.blob, cookie) {
-            // A touch usually changes nothing but the expiry, which is the deadline:
+            // A resave usually changes nothing but the expiry, which is the deadline:
             // then only the deadline moves, without re-encoding.
             s.deadline = deadline;
-            return Ok(PatchOutcome::Applied);
+            return Ok(Outcome::Applied);
         }
         let json = blob::fields_of(&s.blob).map_err(StoreError::Corrupt)?;
         s.blob = if changes.is_empty() {
@@ -440,14 +418,67 @@ impl MemoryStore {
             blob::encode_patched(id, cookie, json, changes).map_err(StoreError::Corrupt)?
         };
         s.deadline = deadline;
-        Ok(PatchOutcome::Applied)
+        Ok(Outcome::Applied)
     }
 
-    pub(crate) fn destroy_now(&self, id: &str) {
+    /// Renews the deadline of a live record (the stored `expires` is the deadline).
+    fn touch_now(&self, id: &str, cookie: &SessionCookie) -> Outcome {
+        let now = time::now_ms();
+        let deadline = self.deadline(cookie, now);
         let (hash, mut shard) = self.shard(id);
-        if let Some(slot) = shard.find(hash, |s| s.is(hash, id)) {
+        let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
+            return Outcome::Missing;
+        };
+        let live = shard.get(slot).is_some_and(|s| s.deadline > now);
+        if !live || deadline <= now {
             shard.remove(slot);
             self.inner.count.fetch_sub(1, Ordering::Relaxed);
+            return if live {
+                Outcome::Applied
+            } else {
+                Outcome::Missing
+            };
+        }
+        if let Some(s) = shard.get_mut(slot) {
+            s.deadline = deadline;
+        }
+        Outcome::Applied
+    }
+
+    /// Takes the live record out of `from` and stores it under `to`: a request on
+    /// `from` after this sees no session.
+    fn rotate_now(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+        let now = time::now_ms();
+        let taken = {
+            let (hash, mut shard) = self.shard(from);
+            let Some(slot) = shard.find(hash, |s| s.is(hash, from)) else {
+                return Ok(Outcome::Missing);
+            };
+            let taken = shard.remove(slot);
+            self.inner.count.fetch_sub(1, Ordering::Relaxed);
+            taken
+        };
+        let Some(taken) = taken.filter(|s| s.deadline > now) else {
+            return Ok(Outcome::Missing);
+        };
+        let blob = blob::rekey(&taken.blob, to).map_err(StoreError::Corrupt)?;
+        self.store_entry(to, taken.deadline, blob, now);
+        Ok(Outcome::Applied)
+    }
+
+    fn destroy_now(&self, id: &str) -> Outcome {
+        let now = time::now_ms();
+        let (hash, mut shard) = self.shard(id);
+        match shard.find(hash, |s| s.is(hash, id)) {
+            Some(slot) => {
+                let removed = shard.remove(slot);
+                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                match removed {
+                    Some(s) if s.deadline > now => Outcome::Applied,
+                    _ => Outcome::Missing,
+                }
+            }
+            None => Outcome::Missing,
         }
     }
 }
@@ -459,40 +490,51 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SessionStore for MemoryStore {
-    fn get(&self, id: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send {
+    fn get(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<LoadedRecord>, StoreError>> + Send {
         std::future::ready(self.get_now(id))
     }
 
     fn set(
         &self,
         id: &str,
-        record: &Record,
+        record: RecordView<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.set_now(id, record);
-        std::future::ready(Ok(()))
+        std::future::ready(self.set_now(id, &record))
     }
 
     fn patch(
         &self,
         id: &str,
-        patch: &Patch,
-    ) -> impl Future<Output = Result<PatchOutcome, StoreError>> + Send {
-        std::future::ready(self.patch_now(id, &patch.cookie, &patch.changes))
-    }
-
-    fn destroy(&self, id: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.destroy_now(id);
-        std::future::ready(Ok(()))
+        patch: Patch<'_>,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
+        std::future::ready(self.patch_now(id, patch.cookie(), patch.changes()))
     }
 
     fn touch(
         &self,
         id: &str,
         cookie: &SessionCookie,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        std::future::ready(self.patch_now(id, cookie, &[]).map(|_| ()))
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
+        std::future::ready(Ok(self.touch_now(id, cookie)))
     }
 
+    fn rotate(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
+        std::future::ready(self.rotate_now(from, to))
+    }
+
+    fn destroy(&self, id: &str) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
+        std::future::ready(Ok(self.destroy_now(id)))
+    }
+}
+
+impl SessionAdmin for MemoryStore {
     fn len(&self) -> impl Future<Output = Result<usize, StoreError>> + Send {
         self.sweep();
         std::future::ready(Ok(self.inner.count.load(Ordering::Relaxed)))

@@ -1,0 +1,103 @@
+//! A deliberately naive store: every write reads the record, changes it, and writes it
+//! back, with a round trip (an `await`) in between, the way the old default `patch` and
+//! `touch` of the store trait did. It compiles, it passes every check run one call at a
+//! time, and it is wrong under concurrency: it loses updates and resurrects destroyed
+//! sessions. The conformance suite must reject it (`tests/tests/store_contract.rs`).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use tessera::store::{Outcome, SessionStore, StoreError};
+use tessera::{LoadedRecord, Patch, RecordView, SessionCookie};
+
+type Records = HashMap<String, (Vec<u8>, SystemTime)>;
+
+/// Records as express-session text, read-modify-written.
+#[derive(Default)]
+pub struct NaiveStore {
+    records: Mutex<Records>,
+}
+
+impl NaiveStore {
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self, id: &str) -> Option<Vec<u8>> {
+        let records = self.records();
+        match records.get(id) {
+            Some((text, deadline)) if *deadline > SystemTime::now() => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    fn write(&self, id: &str, text: Vec<u8>, cookie: &SessionCookie) {
+        let deadline = cookie
+            .expires()
+            .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(86_400));
+        if deadline > SystemTime::now() {
+            self.records().insert(id.to_owned(), (text, deadline));
+        } else {
+            self.records().remove(id);
+        }
+    }
+
+    /// A network round trip: other requests run meanwhile.
+    async fn round_trip() {
+        tokio::task::yield_now().await;
+    }
+}
+
+impl SessionStore for NaiveStore {
+    async fn get(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
+        self.read(id)
+            .map(|text| LoadedRecord::from_json(text).map_err(StoreError::Corrupt))
+            .transpose()
+    }
+
+    async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
+        let mut text = Vec::new();
+        record.write_json(&mut text).map_err(StoreError::Corrupt)?;
+        self.write(id, text, record.cookie());
+        Ok(())
+    }
+
+    async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+        let Some(text) = self.read(id) else {
+            return Ok(Outcome::Missing);
+        };
+        Self::round_trip().await;
+        let text = patch.apply_to_json(&text).map_err(StoreError::Corrupt)?;
+        self.write(id, text, patch.cookie());
+        Ok(Outcome::Applied)
+    }
+
+    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+        let Some(text) = self.read(id) else {
+            return Ok(Outcome::Missing);
+        };
+        Self::round_trip().await;
+        self.write(id, text, cookie);
+        Ok(Outcome::Applied)
+    }
+
+    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+        let Some(text) = self.read(from) else {
+            return Ok(Outcome::Missing);
+        };
+        Self::round_trip().await;
+        let deadline = SystemTime::now() + Duration::from_secs(3600);
+        self.records().insert(to.to_owned(), (text, deadline));
+        Self::round_trip().await;
+        self.records().remove(from);
+        Ok(Outcome::Applied)
+    }
+
+    async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
+        Ok(match self.records().remove(id) {
+            Some(_) => Outcome::Applied,
+            None => Outcome::Missing,
+        })
+    }
+}
