@@ -39,6 +39,13 @@
 //!   (`{"cookie":{...},"views":1}`), so Node and Rust services can share one store.
 //! - The options and their defaults are express-session's: see [`SessionOptions`].
 //!
+//! ## Stores
+//!
+//! The [`MemoryStore`] is the default. Shared stores implement [`SessionStore`]; the
+//! [`store`] module states the contract (atomic per record, no lost update, no
+//! resurrection, the store's own expiry) and walks through implementing one. The
+//! `tessera-store-tests` crate checks a store against it.
+//!
 //! ## Deliberate differences
 //!
 //! - The session is persisted before the response is returned (no redirect race), and
