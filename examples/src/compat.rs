@@ -10,7 +10,11 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
-use tessera::{MemoryStore, Secret, Secrets, Session, SessionData, SessionLayer, SessionOptions};
+use tessera::{
+    MemoryStore, Secret, Secrets, Session, SessionData, SessionError, SessionLayer, SessionOptions,
+    SessionStore,
+};
+use tessera_redis::RedisStore;
 
 /// The session of the comparison server: every key lives in the flatten map, so the
 /// data looks exactly like an express `req.session` without its cookie.
@@ -19,6 +23,22 @@ pub struct Data {
     /// All session keys.
     #[session(flatten)]
     pub data: Map<String, Value>,
+}
+
+/// Where the sessions live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The in-process `MemoryStore`.
+    Memory,
+    /// Redis in connect-redis' layout (`--store redis`).
+    Redis {
+        /// `--redis-url` (default `REDIS_URL`, or `redis://127.0.0.1:6379`).
+        url: String,
+        /// `--prefix` (default `sess:`).
+        prefix: String,
+        /// `--ttl SECONDS` for browser-session records (default 86400).
+        ttl: Option<u64>,
+    },
 }
 
 /// The parsed command line.
@@ -30,12 +50,15 @@ pub struct Config {
     pub host: String,
     /// `--secret`, in order.
     pub secrets: Vec<String>,
+    /// `--store` and its flags.
+    pub store: StoreConfig,
     /// Everything else, as session options.
     pub options: SessionOptions,
 }
 
 impl Config {
-    /// Parses `--port P --store memory --secret S [--secret S2 …] [--name N] [--max-age MS]
+    /// Parses `--port P --store memory|redis --secret S [--secret S2 …]
+    /// [--redis-url URL] [--prefix P] [--ttl SECONDS] [--name N] [--max-age MS]
     /// [--rolling] [--resave] [--save-uninitialized] [--same-site lax|strict|none]
     /// [--secure true|false|auto] [--proxy true|false] [--domain D] [--path P]
     /// [--unset keep|destroy] [--http-only true|false] [--partitioned]
@@ -46,6 +69,13 @@ impl Config {
         let mut port = None;
         let mut host = "127.0.0.1".to_owned();
         let mut secrets = Vec::new();
+        let mut store = "memory".to_owned();
+        let mut redis_url = std::env::var("REDIS_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
+        let mut prefix = "sess:".to_owned();
+        let mut ttl = None;
         let mut o = SessionOptions::default()
             .resave(false)
             .save_uninitialized(false)
@@ -62,11 +92,11 @@ impl Config {
                     )
                 }
                 "--host" => host = value()?,
-                "--store" => {
-                    let v = value()?;
-                    if v != "memory" {
-                        return Err(format!("--store {v}: only `memory` is available here"));
-                    }
+                "--store" => store = value()?,
+                "--redis-url" => redis_url = value()?,
+                "--prefix" => prefix = value()?,
+                "--ttl" => {
+                    ttl = Some(value()?.parse::<u64>().map_err(|e| format!("--ttl: {e}"))?);
                 }
                 "--secret" => secrets.push(value()?),
                 "--name" => o = o.name(&value()?).map_err(e)?,
@@ -106,10 +136,20 @@ impl Config {
         if secrets.is_empty() {
             return Err("at least one --secret is required".to_owned());
         }
+        let store = match store.as_str() {
+            "memory" => StoreConfig::Memory,
+            "redis" => StoreConfig::Redis {
+                url: redis_url,
+                prefix,
+                ttl,
+            },
+            other => return Err(format!("--store {other}: expected memory or redis")),
+        };
         Ok(Self {
             port: port.ok_or("--port is required")?,
             host,
             secrets,
+            store,
             options: o,
         })
     }
@@ -181,6 +221,19 @@ async fn regenerate(session: Option<Session<Data>>) -> Response {
     }
 }
 
+/// Tessera only (express has no such method): a new id, the data kept.
+async fn rotate(session: Option<Session<Data>>) -> Response {
+    let Some(mut s) = session else {
+        return no_session();
+    };
+    let old = s.id().to_owned();
+    match s.rotate_id().await {
+        Ok(()) => Json(json!({ "old": old, "id": s.id() })).into_response(),
+        Err(SessionError::Gone) => error(StatusCode::CONFLICT, "the session is gone"),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
+}
+
 async fn destroy(session: Option<Session<Data>>) -> Response {
     let Some(mut s) = session else {
         return no_session();
@@ -217,6 +270,10 @@ async fn reload(session: Option<Session<Data>>) -> Response {
     };
     match s.reload().await {
         Ok(()) => data_of(&mut s),
+        // express-session's message, exactly.
+        Err(SessionError::NotFound) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "failed to load session")
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
 }
@@ -282,6 +339,7 @@ fn routes(prefix: &str, router: Router) -> Router {
         .route(&format!("{prefix}/set"), get(set))
         .route(&format!("{prefix}/get"), get(get_data))
         .route(&format!("{prefix}/regenerate"), get(regenerate))
+        .route(&format!("{prefix}/rotate"), get(rotate))
         .route(&format!("{prefix}/destroy"), get(destroy))
         .route(&format!("{prefix}/id"), get(id))
         .route(&format!("{prefix}/unset"), get(unset))
@@ -291,10 +349,30 @@ fn routes(prefix: &str, router: Router) -> Router {
         .route(&format!("{prefix}/cookie"), get(cookie))
 }
 
-/// The comparison app for `config`.
-pub fn app(config: &Config) -> Result<Router, String> {
+/// The comparison app for `config`, connected to its store.
+///
+/// # Errors
+///
+/// A message when the secrets are invalid or the store cannot be reached.
+pub async fn app(config: &Config) -> Result<Router, String> {
+    match &config.store {
+        StoreConfig::Memory => app_on(config, MemoryStore::default()),
+        StoreConfig::Redis { url, prefix, ttl } => {
+            let mut store = RedisStore::connect(url)
+                .await
+                .map_err(|e| format!("--store redis: {e} ({url})"))?
+                .with_prefix(prefix.clone());
+            if let Some(ttl) = ttl {
+                store = store.with_ttl(Duration::from_secs(*ttl));
+            }
+            app_on(config, store)
+        }
+    }
+}
+
+fn app_on(config: &Config, store: impl SessionStore) -> Result<Router, String> {
     let layer = SessionLayer::<Data>::new(config.secrets()?)
-        .with_store(MemoryStore::default())
+        .with_store(store)
         .with_options(config.options.clone());
     let mut router = routes("", Router::new());
     let path = config.options.path().trim_end_matches('/');

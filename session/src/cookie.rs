@@ -159,6 +159,16 @@ impl SessionCookie {
         self.changed = true;
     }
 
+    /// The cookie with its expiry moved to `at`, for a store that keeps the deadline
+    /// apart from the stored cookie (a key's TTL) and reports it on load. A
+    /// browser-session cookie (no expiry) stays one; nothing is marked changed.
+    pub fn with_expires_at(mut self, at: SystemTime) -> Self {
+        if self.expires.is_some() {
+            self.expires = Some(time::system_time_to_ms(at));
+        }
+        self
+    }
+
     /// Renews the expiry: `expires = now + originalMaxAge` (express's `touch`).
     pub fn touch(&mut self) {
         if let Some(age) = self.original_max_age {

@@ -578,6 +578,7 @@ async fn finish<T: SessionData, St: SessionStore>(
     let now = time::now_ms();
     // The flag is per request: clear it before the cookie is handed to the store.
     let cookie_changed = st.cookie_changed || std::mem::take(&mut st.cookie.changed);
+    st.cookie_changed = cookie_changed;
     let modified = st.modified || !changes.is_empty() || st.id_changed;
     let new_id = st.is_new_id();
 

@@ -82,6 +82,7 @@ pub struct Patch<'a> {
     cookie: &'a SessionCookie,
     changes: &'a [FieldChange],
     loaded: Option<&'a [u8]>,
+    attributes_changed: bool,
 }
 
 impl<'a> Patch<'a> {
@@ -91,7 +92,25 @@ impl<'a> Patch<'a> {
             cookie,
             changes,
             loaded: None,
+            attributes_changed: true,
         }
+    }
+
+    /// The same patch, saying whether the cookie's attributes (everything but its
+    /// `expires`) may differ from the stored cookie's. The layer knows: only the
+    /// handler's cookie setters change them.
+    pub fn with_cookie_attributes_changed(self, changed: bool) -> Self {
+        Self {
+            attributes_changed: changed,
+            ..self
+        }
+    }
+
+    /// Whether the cookie's attributes may differ from the stored ones (true unless the
+    /// layer knows better). When false, a store that keeps the expiry apart (a key's
+    /// TTL) may renew the expiry without rewriting the stored cookie.
+    pub fn cookie_attributes_changed(&self) -> bool {
+        self.attributes_changed
     }
 
     /// The same patch, noting the whole record text the session was loaded from (what

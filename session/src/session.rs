@@ -189,6 +189,7 @@ impl<T: SessionData> State<T> {
     pub(crate) fn patch<'a>(&'a self, changes: &'a [FieldChange]) -> Patch<'a> {
         Patch::new(&self.cookie, changes)
             .with_loaded_text(self.baseline.as_ref().and_then(Baseline::record_text))
+            .with_cookie_attributes_changed(self.cookie_changed || self.cookie.changed)
     }
 
     /// The whole record of this session with `changes`, which [`State::changes`]

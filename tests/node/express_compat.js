@@ -1,18 +1,29 @@
-// The reference: express-session 1.19 serving the same routes and flags as
-// examples/src/compat.rs. Used by tests/tests/express_differential.rs.
+// The reference: express-session 1.19 (on express 5) serving the same routes and flags
+// as examples/src/compat.rs, on its MemoryStore, on Redis through connect-redis, or on
+// PostgreSQL through connect-pg-simple. Used by tests/tests/express_differential.rs and
+// the Node/Rust handoff tests.
 'use strict';
 const express = require('express');
 const session = require('express-session');
 
 const args = process.argv.slice(2);
-const opts = { secrets: [], port: 0, host: '127.0.0.1', cookie: {}, resave: false, saveUninitialized: false, rolling: false };
+const opts = {
+  secrets: [], port: 0, host: '127.0.0.1', cookie: {}, resave: false, saveUninitialized: false, rolling: false,
+  store: 'memory', redisUrl: process.env.REDIS_URL || 'redis://127.0.0.1:6379', prefix: 'sess:', ttl: undefined,
+  pgUrl: process.env.DATABASE_URL || 'postgres://postgres:postgres@127.0.0.1:5432/sessions', table: 'session',
+};
 for (let i = 0; i < args.length; i++) {
   const flag = args[i];
   const next = () => args[++i];
   switch (flag) {
     case '--port': opts.port = Number(next()); break;
     case '--host': opts.host = next(); break;
-    case '--store': next(); break;
+    case '--store': opts.store = next(); break;
+    case '--redis-url': opts.redisUrl = next(); break;
+    case '--prefix': opts.prefix = next(); break;
+    case '--ttl': opts.ttl = Number(next()); break;
+    case '--pg-url': opts.pgUrl = next(); break;
+    case '--table': opts.table = next(); break;
     case '--secret': opts.secrets.push(next()); break;
     case '--name': opts.name = next(); break;
     case '--max-age': opts.cookie.maxAge = Number(next()); break;
@@ -32,11 +43,32 @@ for (let i = 0; i < args.length; i++) {
   }
 }
 
+async function makeStore() {
+  switch (opts.store) {
+    case 'memory': return new session.MemoryStore();
+    case 'redis': {
+      const { createClient } = require('redis');
+      const { RedisStore } = require('connect-redis');
+      const client = createClient({ url: opts.redisUrl });
+      await client.connect();
+      return new RedisStore({ client, prefix: opts.prefix, ttl: opts.ttl });
+    }
+    case 'pg': {
+      const pg = require('pg');
+      const PgStore = require('connect-pg-simple')(session);
+      const pool = new pg.Pool({ connectionString: opts.pgUrl });
+      return new PgStore({ pool, tableName: opts.table, ttl: opts.ttl });
+    }
+    default: console.error('unknown store ' + opts.store); process.exit(2);
+  }
+}
+
+async function main() {
 const app = express();
 app.use(session({
   name: opts.name,
   secret: opts.secrets,
-  store: new session.MemoryStore(),
+  store: await makeStore(),
   resave: opts.resave,
   saveUninitialized: opts.saveUninitialized,
   rolling: opts.rolling,
@@ -103,3 +135,6 @@ app.use((req, res) => res.status(404).json({ notFound: req.path, hasSession: !!r
 app.use((err, req, res, next) => res.status(500).json({ error: err.message }));
 
 const server = app.listen(opts.port, opts.host, () => console.log('listening ' + server.address().port));
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });

@@ -14,6 +14,8 @@ use tessera::store::{Outcome, SessionStore, StoreError};
 use tessera::{FieldChange, LoadedRecord, MemoryStore, Patch, Record, RecordView, SessionCookie};
 
 pub mod naive;
+pub mod proxy;
+pub mod services;
 use tower::ServiceExt;
 
 /// A response, read whole.

@@ -8,10 +8,10 @@ use tessera::Secret;
 use tessera_examples::compat::{Config, app};
 use tessera_tests::{Browser, id_of};
 
-fn compat(args: &str) -> Browser {
+async fn compat(args: &str) -> Browser {
     let args = format!("--port 0 --store memory --secret s1 {args}");
     let cfg = Config::from_args(args.split_whitespace().map(str::to_owned)).unwrap();
-    Browser::new(app(&cfg).unwrap())
+    Browser::new(app(&cfg).await.unwrap())
 }
 
 #[tokio::test]
@@ -73,7 +73,7 @@ async fn login_rotates_the_id_protects_the_page_and_logout_destroys() {
 
 #[tokio::test]
 async fn compat_views_set_get_and_id() {
-    let mut b = compat("--save-uninitialized");
+    let mut b = compat("--save-uninitialized").await;
     let v = b.get("/views").await.json();
     assert_eq!(v["views"], 1);
     assert_eq!(v["maxAge"], serde_json::Value::Null);
@@ -99,7 +99,7 @@ async fn compat_views_set_get_and_id() {
 
 #[tokio::test]
 async fn compat_regenerate_destroy_unset() {
-    let mut b = compat("--save-uninitialized");
+    let mut b = compat("--save-uninitialized").await;
     b.get("/views").await;
     let v = b.get("/regenerate").await.json();
     assert_ne!(v["old"], v["id"]);
@@ -112,7 +112,7 @@ async fn compat_regenerate_destroy_unset() {
 
 #[tokio::test]
 async fn compat_reload_save_touch_and_cookie() {
-    let mut b = compat("--max-age 60000");
+    let mut b = compat("--max-age 60000").await;
     let r = b.get("/reload").await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(
@@ -141,7 +141,7 @@ async fn compat_reload_save_touch_and_cookie() {
 
 #[tokio::test]
 async fn compat_path_option_serves_both_prefixes_and_reports_no_session_outside() {
-    let mut b = compat("--path /foo --save-uninitialized");
+    let mut b = compat("--path /foo --save-uninitialized").await;
     assert_eq!(b.get("/views").await.json(), json!({"noSession": true}));
     let v = b.get("/foo/views").await.json();
     assert_eq!(v["views"], 1);
@@ -163,7 +163,8 @@ async fn compat_flags_configure_the_cookie() {
     let mut b = compat(
         "--name sid --max-age 60000 --same-site strict --secure false --http-only false \
          --domain example.com --partitioned --priority high --rolling --resave --unset destroy --proxy true",
-    );
+    )
+    .await;
     let sc = b.get("/views").await.set_cookie().unwrap();
     assert!(sc.starts_with("sid=s%3A"), "{sc}");
     assert!(
@@ -181,7 +182,7 @@ async fn compat_flags_configure_the_cookie() {
         .is_err()
     );
     assert!(
-        Config::from_args(["--port", "1", "--secret", "s", "--store", "redis"].map(String::from))
+        Config::from_args(["--port", "1", "--secret", "s", "--store", "mongo"].map(String::from))
             .is_err()
     );
 }

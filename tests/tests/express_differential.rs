@@ -197,7 +197,7 @@ async fn start_rust(flags: &[&str]) -> u16 {
         .chain(flags)
         .map(|s| (*s).to_owned());
     let cfg = tessera_examples::compat::Config::from_args(args).unwrap();
-    let app = tessera_examples::compat::app(&cfg).unwrap();
+    let app = tessera_examples::compat::app(&cfg).await.unwrap();
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -1,5 +1,7 @@
 //! The express-session comparison server. Prints `listening P` when ready.
 //! `cargo run -p tessera-examples --bin express_compat -- --port 4000 --store memory --secret s`
+//! (`--store redis [--redis-url URL] [--prefix sess:] [--ttl SECONDS]` shares sessions with
+//! connect-redis).
 
 use tessera_examples::compat::{Config, app};
 
@@ -13,7 +15,7 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let router = match app(&config) {
+    let router = match app(&config).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("express_compat: {e}");

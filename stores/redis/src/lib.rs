@@ -1,0 +1,724 @@
+//! # tessera-redis: Tessera sessions in Redis, shared with connect-redis
+//!
+//! A [`tessera::SessionStore`] on Redis or Redis Cluster, for fleets of app instances
+//! that share their users' sessions, Node services with connect-redis among them.
+//!
+//! ```no_run
+//! use tessera::{Secret, SessionData, SessionLayer};
+//! use tessera_redis::RedisStore;
+//!
+//! #[derive(SessionData, Default)]
+//! struct Visit { views: u64 }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+//! let layer = SessionLayer::<Visit>::new(Secret::from_env("SESSION_SECRET")?).with_store(store);
+//! # Ok(()) }
+//! ```
+//!
+//! ## Two layouts
+//!
+//! - [`Layout::ConnectRedis`] (the default) stores each session exactly as connect-redis 9
+//!   does: the key is the prefix (`sess:` by default) and the id, the value is
+//!   express-session's compact JSON text, `"cookie"` first, and the TTL is whole seconds,
+//!   rounded up, from the cookie's `expires`, or the store's `ttl` (one day) for a
+//!   browser-session cookie. A touch is an `EXPIRE` that leaves the text alone. Node and
+//!   Rust services read and write the same keys during a migration.
+//!
+//!   A patch is applied to the stored text in Rust, keeping every byte it does not
+//!   change, and written by a script only if the stored text still hashes
+//!   (`redis.sha1hex`) to the one it was applied to; otherwise the script answers the
+//!   current text in the same round trip, and the patch is applied again to that (a few
+//!   times at most). The text the session was loaded from is the first guess, so a
+//!   changed session costs two round trips: the load and the write.
+//! - [`Layout::Hash`] keeps one Redis hash per session: a field per session field (its
+//!   JSON text) and one for the cookie. A patch sends only the changed fields, so a
+//!   one-field change of a 10 KB session sends a few dozen bytes. Node services cannot
+//!   read it: choose it for fleets of Tessera services only.
+//!
+//! ## Redis Cluster
+//!
+//! Every operation touches one key, so it runs on the one node that owns the key's slot.
+//! The exception is moving a session to a new id (`rotate_id`), whose two keys live in
+//! different slots: on a single node it is one `RENAME`; on a cluster the old key is
+//! taken out (`DUMP`, `PTTL` and `DEL`, in one script) and then restored under the new
+//! key. A request on the old id after the first step sees no session, as after any
+//! rotation; if the second step fails, the session is lost (the user logs in again), and
+//! never duplicated.
+//!
+//! ## The client
+//!
+//! [redis-rs](https://docs.rs/redis) with its `ConnectionManager` (one multiplexed,
+//! pipelined connection shared by every request, reconnected after a failure or a Redis
+//! restart) and its async cluster client. It was chosen over fred for its smaller
+//! dependency tree (tokio, no extra runtime machinery) and because a script that is
+//! not yet cached on a node is loaded and retried for you. Every call is bounded by a
+//! timeout ([`RedisStore::with_timeout`], one second by default), so a hung Redis becomes
+//! the layer's `StoreErrorPolicy` answer rather than a hung request.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, ScriptInvocation, Value};
+use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
+use tessera::{LoadedRecord, Patch, RecordView, SessionCookie};
+
+mod scripts;
+
+/// The fields of a session hash, as `HGETALL` answers them.
+type HashFields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// How sessions are laid out in Redis.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// connect-redis' layout: one string key per session holding express-session's
+    /// JSON text. Node services share it.
+    #[default]
+    ConnectRedis,
+    /// One hash per session, a field per session field: patches send only what
+    /// changed. For fleets of Tessera services only.
+    Hash,
+}
+
+/// Why the store could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The URL or the first connection failed.
+    #[error("could not connect to Redis")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// Why a store call failed (kept as the source of [`StoreError::Backend`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisStoreError {
+    /// Redis answered with an error, or the connection failed.
+    #[error("Redis command `{command}` failed")]
+    Redis {
+        /// The command or script.
+        command: &'static str,
+        /// What redis-rs said.
+        #[source]
+        source: redis::RedisError,
+    },
+    /// Redis did not answer within the store's timeout.
+    #[error("Redis command `{command}` timed out after {timeout:?}")]
+    Timeout {
+        /// The command or script.
+        command: &'static str,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// Redis answered something the store did not write.
+    #[error("unexpected answer to `{0}`")]
+    Unexpected(&'static str),
+    /// Other writers changed the session faster than a patch could be applied.
+    #[error("the session changed under {0} patch attempts in a row")]
+    Contention(usize),
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+/// A [`SessionStore`] on Redis or Redis Cluster. Cloning gives another handle to the
+/// same connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Conn,
+    settings: Arc<Settings>,
+}
+
+#[derive(Clone, Debug)]
+struct Settings {
+    prefix: String,
+    ttl: Duration,
+    layout: Layout,
+    timeout: Duration,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("cluster", &matches!(self.conn, Conn::Cluster(_)))
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+/// How many times a patch is applied again to a text another writer changed meanwhile.
+/// Every conflict means another write to the session succeeded, so `n` concurrent
+/// writers of one session need at most `n` attempts each; this bounds a pathological
+/// case, not a normal one.
+const PATCH_ATTEMPTS: usize = 100;
+
+impl RedisStore {
+    /// Connects to one Redis server (`redis://host:port/db`).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the URL is invalid or the server does not answer.
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::from_client(redis::Client::open(url)?).await
+    }
+
+    /// Connects through an existing redis-rs client (one server).
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the server does not answer.
+    pub async fn from_client(client: redis::Client) -> Result<Self, ConnectError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let manager = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self::from_connection_manager(manager))
+    }
+
+    /// Uses an existing connection manager (one server), shared with the application.
+    pub fn from_connection_manager(manager: ConnectionManager) -> Self {
+        Self::with_conn(Conn::Single(manager))
+    }
+
+    /// Connects to a Redis Cluster through any of its nodes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when no node answers or the cluster is not usable.
+    pub async fn connect_cluster(
+        nodes: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<Self, ConnectError> {
+        let nodes: Vec<String> = nodes.into_iter().map(|n| n.as_ref().to_owned()).collect();
+        let client = ClusterClient::builder(nodes)
+            .connection_timeout(Duration::from_secs(1))
+            .response_timeout(Duration::from_secs(1))
+            .build()?;
+        Ok(Self::from_cluster_connection(
+            client.get_async_connection().await?,
+        ))
+    }
+
+    /// Uses an existing cluster connection, shared with the application.
+    pub fn from_cluster_connection(conn: ClusterConnection) -> Self {
+        Self::with_conn(Conn::Cluster(conn))
+    }
+
+    fn with_conn(conn: Conn) -> Self {
+        Self {
+            conn,
+            settings: Arc::new(Settings {
+                prefix: "sess:".to_owned(),
+                ttl: Duration::from_secs(86_400),
+                layout: Layout::ConnectRedis,
+                timeout: Duration::from_secs(1),
+            }),
+        }
+    }
+
+    fn settings_mut(&mut self) -> &mut Settings {
+        Arc::make_mut(&mut self.settings)
+    }
+
+    /// The key prefix (connect-redis' `prefix`, `sess:` by default).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings_mut().prefix = prefix.into();
+        self
+    }
+
+    /// How long a browser-session record (no `expires`) lives (connect-redis' `ttl`,
+    /// one day by default). Whole seconds in the connect-redis layout.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.settings_mut().ttl = ttl;
+        self
+    }
+
+    /// The layout (connect-redis' by default).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.settings_mut().layout = layout;
+        self
+    }
+
+    /// How long a call may wait for Redis (one second by default).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.settings_mut().timeout = timeout;
+        self
+    }
+
+    /// The layout in use.
+    pub fn layout(&self) -> Layout {
+        self.settings.layout
+    }
+
+    /// The key of session `id`.
+    pub fn key(&self, id: &str) -> String {
+        let mut key = String::with_capacity(self.settings.prefix.len() + id.len());
+        key.push_str(&self.settings.prefix);
+        key.push_str(id);
+        key
+    }
+
+    /// The expiry precision of the layout: whole seconds for connect-redis' text keys
+    /// (their TTL is rounded up, as connect-redis does), milliseconds for hashes.
+    pub fn expiry_precision(&self) -> Duration {
+        match self.settings.layout {
+            Layout::ConnectRedis => Duration::from_secs(1),
+            Layout::Hash => Duration::from_millis(1),
+        }
+    }
+
+    /// Time left for a record with `cookie`, in milliseconds: to its `expires`, or the
+    /// store's TTL. Zero or less means expired.
+    fn ttl_ms(&self, cookie: &SessionCookie) -> i64 {
+        match cookie.expires() {
+            Some(at) => match at.duration_since(SystemTime::now()) {
+                Ok(left) => i64::try_from(left.as_millis()).unwrap_or(i64::MAX),
+                Err(past) => -i64::try_from(past.duration().as_millis()).unwrap_or(i64::MAX),
+            },
+            None => i64::try_from(self.settings.ttl.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// connect-redis' TTL: whole seconds, rounded up.
+    fn ttl_secs(&self, cookie: &SessionCookie) -> i64 {
+        let ms = self.ttl_ms(cookie);
+        ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
+    }
+
+    async fn run<T: FromRedisValue>(
+        &self,
+        command: &'static str,
+        cmd: &Cmd,
+    ) -> Result<T, StoreError> {
+        let timeout = self.settings.timeout;
+        let call = async {
+            match self.conn.clone() {
+                Conn::Single(mut c) => cmd.query_async::<T>(&mut c).await,
+                Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
+            }
+        };
+        finish(command, timeout, tokio::time::timeout(timeout, call).await)
+    }
+
+    async fn eval<T: FromRedisValue>(
+        &self,
+        command: &'static str,
+        script: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.settings.timeout;
+        let call = async {
+            match self.conn.clone() {
+                Conn::Single(mut c) => invoke(script, &mut c).await,
+                Conn::Cluster(mut c) => invoke(script, &mut c).await,
+            }
+        };
+        finish(command, timeout, tokio::time::timeout(timeout, call).await)
+    }
+
+    async fn get_text(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
+        let text: Option<Vec<u8>> = self.run("GET", redis::cmd("GET").arg(self.key(id))).await?;
+        text.map(|t| LoadedRecord::from_json(t).map_err(StoreError::Corrupt))
+            .transpose()
+    }
+
+    async fn get_hash(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
+        let key = self.key(id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGETALL").arg(&key).cmd("PTTL").arg(&key);
+        let timeout = self.settings.timeout;
+        let call = async {
+            match self.conn.clone() {
+                Conn::Single(mut c) => pipe.query_async(&mut c).await,
+                Conn::Cluster(mut c) => pipe.query_async(&mut c).await,
+            }
+        };
+        let (pairs, pttl): (HashFields, i64) = finish(
+            "HGETALL",
+            timeout,
+            tokio::time::timeout(timeout, call).await,
+        )?;
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        // The key's TTL is the session's deadline; the stored cookie's `expires` is only
+        // rewritten when its attributes change.
+        let deadline = u64::try_from(pttl)
+            .ok()
+            .map(|ms| SystemTime::now() + Duration::from_millis(ms));
+        hash_record(pairs, deadline).map(Some)
+    }
+
+    async fn patch_text(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+        let key = self.key(id);
+        let ttl = self.ttl_secs(patch.cookie());
+        // The text the session was loaded from is the first guess; without one, the
+        // first attempt (which cannot match) fetches the current text.
+        let mut current: Option<Vec<u8>> = patch.loaded_text().map(<[u8]>::to_vec);
+        for _ in 0..PATCH_ATTEMPTS {
+            let (expected, new) = match &current {
+                Some(text) => (
+                    sha1_smol::Sha1::from(text).digest().to_string(),
+                    patch.apply_to_json(text).map_err(StoreError::Corrupt)?,
+                ),
+                None => (String::new(), Vec::new()),
+            };
+            let mut call = scripts::COMPARE_AND_SET.key(&key);
+            call.arg(&expected).arg(new).arg(ttl);
+            match self.eval::<Value>("compare-and-set", &call).await? {
+                Value::Int(0) => return Ok(Outcome::Missing),
+                Value::Int(1) => return Ok(Outcome::Applied),
+                Value::BulkString(text) => current = Some(text),
+                _ => {
+                    return Err(StoreError::backend(RedisStoreError::Unexpected(
+                        "compare-and-set",
+                    )));
+                }
+            }
+        }
+        Err(StoreError::backend(RedisStoreError::Contention(
+            PATCH_ATTEMPTS,
+        )))
+    }
+
+    async fn patch_hash(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+        let mut call = scripts::HASH_PATCH.key(self.key(id));
+        let removed = patch.changes().iter().filter(|c| c.value.is_none()).count();
+        call.arg(self.ttl_ms(patch.cookie())).arg(removed);
+        if patch.cookie_attributes_changed() {
+            call.arg("cookie").arg(patch.cookie().to_json());
+        }
+        for change in patch.changes() {
+            if let Some(value) = &change.value {
+                let json = serde_json::to_vec(value)
+                    .map_err(|e| StoreError::Corrupt(tessera::RecordError::Json(e)))?;
+                call.arg(&change.key).arg(json);
+            }
+        }
+        for change in patch.changes().iter().filter(|c| c.value.is_none()) {
+            call.arg(&change.key);
+        }
+        outcome(self.eval::<i64>("hash patch", &call).await?)
+    }
+
+    async fn rotate_cluster(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+        let take = scripts::TAKE.key(self.key(from));
+        let taken: Option<(Vec<u8>, i64)> = self.eval("take", &take).await?;
+        let Some((dump, pttl)) = taken else {
+            return Ok(Outcome::Missing);
+        };
+        let pttl = if pttl > 0 {
+            pttl
+        } else {
+            i64::try_from(self.settings.ttl.as_millis()).unwrap_or(i64::MAX)
+        };
+        self.run::<()>(
+            "RESTORE",
+            redis::cmd("RESTORE")
+                .arg(self.key(to))
+                .arg(pttl)
+                .arg(dump)
+                .arg("REPLACE"),
+        )
+        .await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// The keys of this store's prefix, scanned on every node.
+    async fn keys(&self) -> Result<Vec<String>, StoreError> {
+        let pattern = format!("{}*", escape_glob(&self.settings.prefix));
+        let mut out = Vec::new();
+        match self.conn.clone() {
+            Conn::Single(mut c) => {
+                let mut cursor = 0u64;
+                loop {
+                    let (next, batch): (u64, Vec<String>) = self
+                        .timed("SCAN", async {
+                            redis::cmd("SCAN")
+                                .arg(cursor)
+                                .arg("MATCH")
+                                .arg(&pattern)
+                                .arg("COUNT")
+                                .arg(1000)
+                                .query_async(&mut c)
+                                .await
+                        })
+                        .await?;
+                    out.extend(batch);
+                    if next == 0 {
+                        break;
+                    }
+                    cursor = next;
+                }
+            }
+            Conn::Cluster(mut c) => {
+                let keys: Vec<String> = self
+                    .timed("KEYS", async {
+                        redis::cmd("KEYS").arg(&pattern).query_async(&mut c).await
+                    })
+                    .await?;
+                out = keys;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn timed<T>(
+        &self,
+        command: &'static str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        let timeout = self.settings.timeout;
+        finish(command, timeout, tokio::time::timeout(timeout, call).await)
+    }
+}
+
+async fn invoke<T: FromRedisValue>(
+    script: &ScriptInvocation<'_>,
+    conn: &mut impl ConnectionLike,
+) -> redis::RedisResult<T> {
+    script.invoke_async(conn).await
+}
+
+fn finish<T>(
+    command: &'static str,
+    timeout: Duration,
+    answer: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+) -> Result<T, StoreError> {
+    match answer {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(StoreError::backend(RedisStoreError::Redis {
+            command,
+            source,
+        })),
+        Err(_) => Err(StoreError::backend(RedisStoreError::Timeout {
+            command,
+            timeout,
+        })),
+    }
+}
+
+fn outcome(answer: i64) -> Result<Outcome, StoreError> {
+    match answer {
+        0 => Ok(Outcome::Missing),
+        1 => Ok(Outcome::Applied),
+        _ => Err(StoreError::backend(RedisStoreError::Unexpected("script"))),
+    }
+}
+
+/// A session from its hash: the cookie field and the JSON text of every other field.
+fn hash_record(
+    pairs: HashFields,
+    deadline: Option<SystemTime>,
+) -> Result<LoadedRecord, StoreError> {
+    let corrupt = |why| StoreError::Corrupt(tessera::RecordError::Shape(why));
+    let mut cookie = None;
+    let mut fields = Vec::with_capacity(64);
+    fields.push(b'{');
+    for (key, value) in pairs {
+        if key == b"cookie" {
+            cookie = Some(value);
+            continue;
+        }
+        let key = String::from_utf8(key).map_err(|_| corrupt("a hash field name is not UTF-8"))?;
+        if fields.len() > 1 {
+            fields.push(b',');
+        }
+        serde_json::to_writer(&mut fields, &key)
+            .map_err(|e| StoreError::Corrupt(tessera::RecordError::Json(e)))?;
+        fields.push(b':');
+        fields.extend_from_slice(&value);
+    }
+    fields.push(b'}');
+    let cookie = cookie.ok_or_else(|| corrupt("no `cookie` field"))?;
+    let mut whole = Vec::with_capacity(cookie.len() + 12);
+    whole.extend_from_slice(b"{\"cookie\":");
+    whole.extend_from_slice(&cookie);
+    whole.push(b'}');
+    let mut cookie = LoadedRecord::from_json(whole)
+        .map_err(StoreError::Corrupt)?
+        .cookie()
+        .clone();
+    if let Some(at) = deadline {
+        cookie = cookie.with_expires_at(at);
+    }
+    LoadedRecord::from_parts(cookie, fields).map_err(StoreError::Corrupt)
+}
+
+/// `prefix` with glob characters escaped, for `SCAN MATCH`.
+fn escape_glob(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len());
+    for c in prefix.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl SessionStore for RedisStore {
+    async fn get(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
+        match self.settings.layout {
+            Layout::ConnectRedis => self.get_text(id).await,
+            Layout::Hash => self.get_hash(id).await,
+        }
+    }
+
+    async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
+        let key = self.key(id);
+        match self.settings.layout {
+            Layout::ConnectRedis => {
+                let ttl = self.ttl_secs(record.cookie());
+                if ttl <= 0 {
+                    return self.run("DEL", redis::cmd("DEL").arg(key)).await;
+                }
+                let mut text = Vec::with_capacity(256);
+                record.write_json(&mut text).map_err(StoreError::Corrupt)?;
+                self.run(
+                    "SET",
+                    redis::cmd("SET").arg(key).arg(text).arg("EX").arg(ttl),
+                )
+                .await
+            }
+            Layout::Hash => {
+                let ttl = self.ttl_ms(record.cookie());
+                if ttl <= 0 {
+                    return self.run("DEL", redis::cmd("DEL").arg(key)).await;
+                }
+                let mut call = scripts::HASH_SET.key(key);
+                call.arg(ttl).arg("cookie").arg(record.cookie().to_json());
+                record
+                    .for_each_field(|k, v| {
+                        call.arg(k).arg(v);
+                    })
+                    .map_err(StoreError::Corrupt)?;
+                self.eval::<i64>("hash set", &call).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+        match self.settings.layout {
+            Layout::ConnectRedis => self.patch_text(id, patch).await,
+            Layout::Hash => self.patch_hash(id, patch).await,
+        }
+    }
+
+    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+        let key = self.key(id);
+        let set: i64 = match self.settings.layout {
+            // connect-redis: `EXPIRE key ttl`, the text left as it is; a TTL ≤ 0 deletes.
+            Layout::ConnectRedis => {
+                self.run(
+                    "EXPIRE",
+                    redis::cmd("EXPIRE").arg(key).arg(self.ttl_secs(cookie)),
+                )
+                .await?
+            }
+            Layout::Hash => {
+                self.run(
+                    "PEXPIRE",
+                    redis::cmd("PEXPIRE").arg(key).arg(self.ttl_ms(cookie)),
+                )
+                .await?
+            }
+        };
+        outcome(set)
+    }
+
+    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+        match &self.conn {
+            Conn::Single(_) => {
+                let mut call = scripts::RENAME.key(self.key(from));
+                call.key(self.key(to));
+                outcome(self.eval("rename", &call).await?)
+            }
+            Conn::Cluster(_) => self.rotate_cluster(from, to).await,
+        }
+    }
+
+    async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
+        let removed: i64 = self.run("DEL", redis::cmd("DEL").arg(self.key(id))).await?;
+        Ok(if removed > 0 {
+            Outcome::Applied
+        } else {
+            Outcome::Missing
+        })
+    }
+}
+
+impl SessionAdmin for RedisStore {
+    async fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.keys().await?.len())
+    }
+
+    async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let prefix = &self.settings.prefix;
+        Ok(self
+            .keys()
+            .await?
+            .into_iter()
+            .filter_map(|k| k.strip_prefix(prefix.as_str()).map(str::to_owned))
+            .collect())
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        for key in self.keys().await? {
+            self.run::<()>("DEL", redis::cmd("DEL").arg(key)).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_characters_of_the_prefix_are_escaped() {
+        assert_eq!(escape_glob("sess:"), "sess:");
+        assert_eq!(escape_glob("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
+    }
+
+    #[test]
+    fn a_hash_becomes_a_record_and_a_broken_one_is_corrupt() {
+        let cookie = br#"{"originalMaxAge":null,"expires":null,"httpOnly":true,"path":"/"}"#;
+        let loaded = hash_record(
+            vec![
+                (b"views".to_vec(), b"3".to_vec()),
+                (b"cookie".to_vec(), cookie.to_vec()),
+                (b"k\"q".to_vec(), b"[1.50]".to_vec()),
+            ],
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(loaded.field_json("views").as_deref(), Some(&b"3"[..]));
+        assert_eq!(loaded.field_json("k\"q").as_deref(), Some(&b"[1.50]"[..]));
+        assert!(loaded.cookie().http_only());
+        for broken in [
+            vec![(b"views".to_vec(), b"3".to_vec())],
+            vec![(b"cookie".to_vec(), b"3".to_vec())],
+            vec![
+                (b"cookie".to_vec(), cookie.to_vec()),
+                (vec![0xff], b"1".to_vec()),
+            ],
+        ] {
+            assert!(matches!(
+                hash_record(broken, None),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+    }
+}

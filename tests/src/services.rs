@@ -1,0 +1,62 @@
+//! The outside services some tests need (Redis, Redis Cluster, PostgreSQL, Node), read
+//! from the environment. Without one, a test says why it skips; with
+//! `TESSERA_REQUIRE_SERVICES=1` (as `.ci/run` sets) it fails instead.
+
+/// Whether a missing service is a failure.
+pub fn required() -> bool {
+    std::env::var("TESSERA_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
+}
+
+/// Skips the calling test (a line on stderr), or fails it when services are required.
+///
+/// # Panics
+///
+/// When `TESSERA_REQUIRE_SERVICES=1`.
+pub fn unavailable(test: &str, why: &str) {
+    assert!(!required(), "{test}: {why}");
+    eprintln!("SKIPPED {test}: {why} (set TESSERA_REQUIRE_SERVICES=1 to fail instead)");
+}
+
+/// `REDIS_URL`, or the local default.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The nodes of the test Redis Cluster: `REDIS_CLUSTER_URLS`, comma-separated.
+pub fn redis_cluster_urls() -> Option<Vec<String>> {
+    let urls = std::env::var("REDIS_CLUSTER_URLS").ok()?;
+    let urls: Vec<String> = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!urls.is_empty()).then_some(urls)
+}
+
+/// `DATABASE_URL`, or the local default.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A prefix no other test run uses, for keys and table names.
+pub fn unique(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{tag}{}{:x}{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
