@@ -94,7 +94,10 @@ fn a_rotation_racing_a_logout_never_resurrects_the_session(fleet: &Fleet) {
         let (status, cookies, body) = rotate.join().unwrap();
         logout.join().unwrap();
         let (_, _, old) = get(p1, "/get", Some(&cookie));
-        assert!(!old.contains("alice"), "round {round}: the old id is live: {old}");
+        assert!(
+            !old.contains("alice"),
+            "round {round}: the old id is live: {old}"
+        );
         match status {
             200 => {
                 // Either the rotation moved the session first (the logout, with the old
@@ -109,7 +112,9 @@ fn a_rotation_racing_a_logout_never_resurrects_the_session(fleet: &Fleet) {
                 );
             }
             409 => assert!(
-                cookies.iter().all(|c| c.contains("Expires=Thu, 01 Jan 1970")),
+                cookies
+                    .iter()
+                    .all(|c| c.contains("Expires=Thu, 01 Jan 1970")),
                 "round {round}: a gone session sends no live cookie: {cookies:?}"
             ),
             other => panic!("round {round}: /rotate answered {other}: {body}"),
@@ -129,7 +134,12 @@ fn run_fleet_checks(store_flags: &[String]) {
 fn two_instances_share_sessions_on_redis() {
     let test = "two_instances_share_sessions_on_redis";
     let url = support::redis_url();
-    let addr = url.trim_start_matches("redis://").split('/').next().unwrap_or_default().to_owned();
+    let addr = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     if std::net::TcpStream::connect(&addr).is_err() {
         support::unavailable(test, &format!("Redis at {url} is not reachable"));
         return;

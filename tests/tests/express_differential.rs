@@ -481,10 +481,18 @@ async fn compare_on(store: &str, test: &str) {
 
 #[tokio::test]
 async fn tessera_answers_like_express_session_on_the_memory_store() {
-    compare_on("memory", "tessera_answers_like_express_session_on_the_memory_store").await;
+    compare_on(
+        "memory",
+        "tessera_answers_like_express_session_on_the_memory_store",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn tessera_answers_like_express_session_with_connect_redis() {
-    compare_on("redis", "tessera_answers_like_express_session_with_connect_redis").await;
+    compare_on(
+        "redis",
+        "tessera_answers_like_express_session_with_connect_redis",
+    )
+    .await;
 }

@@ -64,7 +64,6 @@ pub fn get(port: u16, path: &str, cookie: Option<&str>) -> (u16, Vec<String>, St
     (status, cookies, body.to_owned())
 }
 
-
 /// The `name=value` pair of a `Set-Cookie`.
 pub fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap_or_default().to_owned()

@@ -29,6 +29,16 @@ return 1
     )
 });
 
+/// Hash layout: the fields of the hash and its remaining TTL in milliseconds, in one
+/// round trip.
+pub(crate) static HASH_GET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+return {redis.call('HGETALL', KEYS[1]), redis.call('PTTL', KEYS[1])}
+",
+    )
+});
+
 /// Hash layout: replace the whole hash with `ARGV[2..]` (field, value pairs) and expire
 /// it after `ARGV[1]` milliseconds.
 pub(crate) static HASH_SET: LazyLock<Script> = LazyLock::new(|| {
