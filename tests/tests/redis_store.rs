@@ -401,3 +401,31 @@ async fn a_redis_outage_answers_by_the_policy_and_service_resumes_without_a_rest
     assert_eq!(r.status, 500, "a failed write is reported: {}", r.body);
     assert_eq!(r.body, "session could not be saved");
 }
+
+#[tokio::test]
+async fn redis_store_counts_lists_and_clears_only_its_own_sessions() {
+    use tessera::SessionAdmin;
+    let test = "redis_store_counts_lists_and_clears_only_its_own_sessions";
+    let mut stores = Vec::new();
+    for layout in [Layout::ConnectRedis, Layout::Hash] {
+        stores.extend(single(test, layout).await);
+        if redis_cluster_urls().is_some() {
+            stores.extend(cluster(test, layout).await);
+        }
+    }
+    for store in stores {
+        let other = store.clone().with_prefix(format!("{}:", unique("tessera-other-")));
+        other.set("x", RecordView::from(&record(None))).await.unwrap();
+        for id in ["a", "b", "c"] {
+            store.set(id, RecordView::from(&record(None))).await.unwrap();
+        }
+        assert_eq!(store.len().await.unwrap(), 3, "{store:?}");
+        let mut ids = store.ids().await.unwrap();
+        ids.sort();
+        assert_eq!(ids, ["a", "b", "c"]);
+        store.clear().await.unwrap();
+        assert!(store.is_empty().await.unwrap());
+        assert_eq!(other.len().await.unwrap(), 1, "another prefix is left alone");
+        other.clear().await.unwrap();
+    }
+}
