@@ -14,6 +14,7 @@ use tessera::{
     MemoryStore, Secret, Secrets, Session, SessionData, SessionError, SessionLayer, SessionOptions,
     SessionStore,
 };
+use tessera_postgres::PostgresStore;
 use tessera_redis::RedisStore;
 
 /// The session of the comparison server: every key lives in the flatten map, so the
@@ -39,6 +40,16 @@ pub enum StoreConfig {
         /// `--ttl SECONDS` for browser-session records (default 86400).
         ttl: Option<u64>,
     },
+    /// PostgreSQL in connect-pg-simple's table (`--store pg`).
+    Pg {
+        /// `--pg-url` (default `DATABASE_URL`, or
+        /// `postgres://postgres:postgres@127.0.0.1:5432/sessions`).
+        url: String,
+        /// `--table` (default `session`), created if missing.
+        table: String,
+        /// `--ttl SECONDS` for browser-session records (default 86400).
+        ttl: Option<u64>,
+    },
 }
 
 /// The parsed command line.
@@ -57,8 +68,9 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses `--port P --store memory|redis --secret S [--secret S2 …]
-    /// [--redis-url URL] [--prefix P] [--ttl SECONDS] [--name N] [--max-age MS]
+    /// Parses `--port P --store memory|redis|pg --secret S [--secret S2 …]
+    /// [--redis-url URL] [--prefix P] [--pg-url URL] [--table T] [--ttl SECONDS]
+    /// [--name N] [--max-age MS]
     /// [--rolling] [--resave] [--save-uninitialized] [--same-site lax|strict|none]
     /// [--secure true|false|auto] [--proxy true|false] [--domain D] [--path P]
     /// [--unset keep|destroy] [--http-only true|false] [--partitioned]
@@ -75,6 +87,11 @@ impl Config {
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned());
         let mut prefix = "sess:".to_owned();
+        let mut pg_url = std::env::var("DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "postgres://postgres:postgres@127.0.0.1:5432/sessions".to_owned());
+        let mut table = "session".to_owned();
         let mut ttl = None;
         let mut o = SessionOptions::default()
             .resave(false)
@@ -95,6 +112,8 @@ impl Config {
                 "--store" => store = value()?,
                 "--redis-url" => redis_url = value()?,
                 "--prefix" => prefix = value()?,
+                "--pg-url" => pg_url = value()?,
+                "--table" => table = value()?,
                 "--ttl" => {
                     ttl = Some(value()?.parse::<u64>().map_err(|e| format!("--ttl: {e}"))?);
                 }
@@ -143,7 +162,12 @@ impl Config {
                 prefix,
                 ttl,
             },
-            other => return Err(format!("--store {other}: expected memory or redis")),
+            "pg" => StoreConfig::Pg {
+                url: pg_url,
+                table,
+                ttl,
+            },
+            other => return Err(format!("--store {other}: expected memory, redis or pg")),
         };
         Ok(Self {
             port: port.ok_or("--port is required")?,
@@ -365,6 +389,22 @@ pub async fn app(config: &Config) -> Result<Router, String> {
             if let Some(ttl) = ttl {
                 store = store.with_ttl(Duration::from_secs(*ttl));
             }
+            app_on(config, store)
+        }
+        StoreConfig::Pg { url, table, ttl } => {
+            let pool = PostgresStore::pool_for(url)
+                .await
+                .map_err(|e| format!("--store pg: {e} ({url})"))?;
+            let mut builder = PostgresStore::from_pool(pool)
+                .table(table)
+                .create_table_if_missing(true);
+            if let Some(ttl) = ttl {
+                builder = builder.ttl(Duration::from_secs(*ttl));
+            }
+            let store = builder
+                .build()
+                .await
+                .map_err(|e| format!("--store pg: {e}"))?;
             app_on(config, store)
         }
     }

@@ -334,21 +334,8 @@ impl RedisStore {
     }
 
     async fn get_hash(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
-        let key = self.key(id);
-        let mut pipe = redis::pipe();
-        pipe.cmd("HGETALL").arg(&key).cmd("PTTL").arg(&key);
-        let timeout = self.settings.timeout;
-        let call = async {
-            match self.conn.clone() {
-                Conn::Single(mut c) => pipe.query_async(&mut c).await,
-                Conn::Cluster(mut c) => pipe.query_async(&mut c).await,
-            }
-        };
-        let (pairs, pttl): (HashFields, i64) = finish(
-            "HGETALL",
-            timeout,
-            tokio::time::timeout(timeout, call).await,
-        )?;
+        let call = scripts::HASH_GET.key(self.key(id));
+        let (pairs, pttl): (HashFields, i64) = self.eval("hash get", &call).await?;
         if pairs.is_empty() {
             return Ok(None);
         }

@@ -1,0 +1,775 @@
+//! # tessera-postgres: Tessera sessions in PostgreSQL, shared with connect-pg-simple
+//!
+//! A [`tessera::SessionStore`] on connect-pg-simple's table, so that Node services on
+//! connect-pg-simple and Rust services on Tessera share their users' sessions during a
+//! migration, and an application keeps its sessions in the database it already runs.
+//!
+//! ```no_run
+//! use tessera::{Secret, SessionData, SessionLayer};
+//! use tessera_postgres::PostgresStore;
+//!
+//! #[derive(SessionData, Default)]
+//! struct Visit { views: u64 }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let pool = PostgresStore::pool_for("postgres://app@127.0.0.1/app").await?;
+//! let store = PostgresStore::from_pool(pool)
+//!     .create_table_if_missing(true)
+//!     .build()
+//!     .await?;
+//! let layer = SessionLayer::<Visit>::new(Secret::from_env("SESSION_SECRET")?).with_store(store);
+//! # Ok(()) }
+//! ```
+//!
+//! ## The table
+//!
+//! connect-pg-simple 10's, by default `"session"` in the connection's search path (both
+//! names can be changed, and are quoted). [`Builder::create_table_if_missing`]
+//! runs this DDL; migration tools can run it as it stands:
+//!
+//! ```sql
+//! CREATE TABLE IF NOT EXISTS "session" (
+//!   "sid" varchar NOT NULL COLLATE "default",
+//!   "sess" json NOT NULL,
+//!   "expire" timestamp(6) NOT NULL,
+//!   CONSTRAINT "session_pkey" PRIMARY KEY ("sid")
+//! );
+//! CREATE INDEX IF NOT EXISTS "IDX_session_expire" ON "session" ("expire");
+//! ```
+//!
+//! `sess` is `json`, not `jsonb`: PostgreSQL keeps its text byte for byte, so what
+//! Node wrote (key order, spacing, escapes, `1.50`) is what Node reads back after a Rust
+//! write, and the other way round.
+//!
+//! ## Expiry, and the time-zone trap
+//!
+//! As connect-pg-simple: `expire` is the cookie's `expires` rounded up to whole seconds,
+//! or now plus the store's `ttl` (one day) for a browser-session cookie, and a row is
+//! live while `expire >= ceil(now)`. A touch moves `expire` only.
+//!
+//! `expire` is a `timestamp` without time zone, written as `to_timestamp(seconds)`:
+//! PostgreSQL turns it into the wall-clock time of the *connection's* `TimeZone`.
+//! node-pg connections use the database's default zone, while sqlx connections always ask
+//! for UTC, so the two would disagree by the zone's offset. This store therefore never
+//! relies on the connection's zone: every statement converts explicitly
+//! (`to_timestamp($s) AT TIME ZONE $zone`), with the zone that Node's connections use:
+//! the database's default, read once at start-up (the per-database and per-role settings,
+//! then the server's configuration when the role may read it), or set with
+//! [`Builder::time_zone`].
+//!
+//! ## Atomic patches
+//!
+//! A patch is applied to the stored text in Rust ([`tessera::Patch::apply_to_json`], which
+//! keeps every byte it does not change) and written by one statement that locks the row
+//! and updates it only if its text still hashes (`SHA-256) to the text the patch was applied
+//! to; otherwise the same statement answers the current text, and the patch is applied
+//! again. The text the session was loaded from is the first guess, so a changed session
+//! costs two round trips: the load and the write. (jsonb's `||` would merge fields in one
+//! statement without a retry, but it rewrites the whole text: key order, spacing and
+//! numbers change, which breaks the byte-for-byte promise above.)
+//!
+//! Id rotation is one `UPDATE … SET sid` of a live row.
+//!
+//! ## The driver
+//!
+//! [sqlx](https://docs.rs/sqlx) with run-time queries (no database needed at build time),
+//! `postgres` and `runtime-tokio` only. Most axum applications on PostgreSQL already hold
+//! an sqlx `PgPool`, which [`PostgresStore::from_pool`] shares. A store built from a URL
+//! does not ping a connection before each use (sqlx's default costs one more round trip
+//! per request); a connection that broke is replaced on its next use, so the store
+//! recovers by itself after a database restart.
+//!
+//! Expired rows are deleted by a background task on a jittered interval (15 minutes by
+//! default; [`Builder::prune_interval`]), never on the request path. It stops
+//! when the last handle to the store is dropped.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row};
+use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
+use tessera::{LoadedRecord, Patch, RecordView, SessionCookie};
+use tokio::task::JoinHandle;
+
+/// Why the store could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// Connecting, or a start-up statement, failed.
+    #[error("PostgreSQL session store: {what}")]
+    Database {
+        /// What was being done.
+        what: &'static str,
+        /// What sqlx said.
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Why a store call failed (kept as the source of [`StoreError::Backend`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PostgresStoreError {
+    /// The statement failed, or the connection did.
+    #[error("PostgreSQL statement `{statement}` failed")]
+    Database {
+        /// Which statement.
+        statement: &'static str,
+        /// What sqlx said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The database did not answer within the store's timeout.
+    #[error("PostgreSQL statement `{statement}` timed out after {timeout:?}")]
+    Timeout {
+        /// Which statement.
+        statement: &'static str,
+        /// The timeout.
+        timeout: Duration,
+    },
+    /// Other writers changed the session faster than a patch could be applied.
+    #[error("the session changed under {0} patch attempts in a row")]
+    Contention(usize),
+}
+
+/// A [`SessionStore`] on connect-pg-simple's table. Cloning gives another handle to the
+/// same pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    table: String,
+    ttl: Duration,
+    timeout: Duration,
+    zone: String,
+    statements: Statements,
+    prune: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self.prune.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
+/// The statements, with the table name quoted in.
+struct Statements {
+    get: String,
+    upsert: String,
+    delete: String,
+    patch: String,
+    touch: String,
+    rotate: String,
+    destroy: String,
+    prune: String,
+    count: String,
+    ids: String,
+    clear: String,
+}
+
+/// `$zone`'s wall clock at Unix time `$seconds`, as a `timestamp`.
+fn at(seconds: usize, zone: usize) -> String {
+    format!("(to_timestamp(${seconds}) AT TIME ZONE ${zone})")
+}
+
+impl Statements {
+    fn new(table: &str) -> Self {
+        let live = |now: usize, zone: usize| format!("expire >= {}", at(now, zone));
+        Self {
+            get: format!(
+                "SELECT sess::text FROM {table} WHERE sid = $1 AND {}",
+                live(2, 3)
+            ),
+            upsert: format!(
+                "INSERT INTO {table} (sid, sess, expire) VALUES ($1, $2::json, {}) \
+                 ON CONFLICT (sid) DO UPDATE SET sess = EXCLUDED.sess, expire = EXCLUDED.expire",
+                at(3, 4)
+            ),
+            delete: format!("DELETE FROM {table} WHERE sid = $1"),
+            // One statement: lock the live row, write only if its text is the one the patch
+            // was applied to, and answer the current text either way.
+            patch: format!(
+                "WITH cur AS (SELECT sess::text AS text FROM {table} WHERE sid = $1 AND {} FOR UPDATE), \
+                 upd AS (UPDATE {table} SET sess = $3::json, expire = {} FROM cur \
+                         WHERE {table}.sid = $1 AND encode(sha256(convert_to(cur.text, 'UTF8')), 'hex') = $2 \
+                         RETURNING 1) \
+                 SELECT (SELECT count(*) FROM upd) AS applied, (SELECT text FROM cur) AS current",
+                live(5, 6),
+                at(4, 6)
+            ),
+            touch: format!(
+                "UPDATE {table} SET expire = {} WHERE sid = $1 AND {}",
+                at(2, 4),
+                live(3, 4)
+            ),
+            rotate: format!(
+                "UPDATE {table} SET sid = $2 WHERE sid = $1 AND {}",
+                live(3, 4)
+            ),
+            destroy: format!(
+                "DELETE FROM {table} WHERE sid = $1 RETURNING {}",
+                live(2, 3)
+            ),
+            prune: format!("DELETE FROM {table} WHERE expire < {}", at(1, 2)),
+            count: format!("SELECT count(*) FROM {table} WHERE {}", live(1, 2)),
+            ids: format!("SELECT sid FROM {table} WHERE {}", live(1, 2)),
+            clear: format!("DELETE FROM {table}"),
+        }
+    }
+}
+
+/// How many times a patch is applied again to a text another writer changed meanwhile
+/// (each conflict means another write succeeded).
+const PATCH_ATTEMPTS: usize = 100;
+
+/// The SHA-256 of `text`, in lowercase hex (as PostgreSQL's `encode(sha256(…), 'hex')`).
+fn sha256_hex(text: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text);
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
+        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
+    }
+    out
+}
+
+/// A quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Seconds since the epoch, rounded up (connect-pg-simple's `Math.ceil(ms / 1000)`).
+fn ceil_secs(t: SystemTime) -> f64 {
+    let ms = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i128,
+        Err(e) => -(e.duration().as_millis() as i128),
+    };
+    (ms.div_euclid(1000) + i128::from(ms.rem_euclid(1000) != 0)) as f64
+}
+
+/// The settings of a store being built.
+#[derive(Clone, Debug)]
+pub struct Builder {
+    pool: PgPool,
+    schema: Option<String>,
+    table: String,
+    ttl: Duration,
+    timeout: Duration,
+    zone: Option<String>,
+    prune_every: Option<Duration>,
+    create_table: bool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` with a pool of its own ([`PostgresStore::pool`]) and
+    /// connect-pg-simple's defaults: table `session`, one-day TTL, pruning every 15
+    /// minutes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the database does not answer.
+    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
+        Self::from_pool(Self::pool_for(url).await?).build().await
+    }
+
+    /// A pool for sessions: up to 10 connections, no ping before each use (sqlx's
+    /// default costs a round trip per request; a broken connection is replaced when it
+    /// fails), two seconds to get a connection.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the database does not answer.
+    pub async fn pool_for(url: &str) -> Result<PgPool, ConnectError> {
+        PgPoolOptions::new()
+            .max_connections(10)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect(url)
+            .await
+            .map_err(|source| ConnectError::Database {
+                what: "connecting",
+                source,
+            })
+    }
+
+    /// A store on the application's pool, configured by the returned [`Builder`].
+    pub fn from_pool(pool: PgPool) -> Builder {
+        Builder {
+            pool,
+            schema: None,
+            table: "session".to_owned(),
+            ttl: Duration::from_secs(86_400),
+            timeout: Duration::from_secs(2),
+            zone: None,
+            prune_every: Some(Duration::from_secs(15 * 60)),
+            create_table: false,
+        }
+    }
+
+    /// The pool the store uses.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The quoted table name.
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+
+    /// The zone `expire` is kept in.
+    pub fn time_zone(&self) -> &str {
+        &self.inner.zone
+    }
+
+    /// Deletes every expired row now; returns how many.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Backend`] when the statement fails.
+    pub async fn prune(&self) -> Result<u64, StoreError> {
+        prune_now(&self.inner).await
+    }
+
+    fn now(&self) -> f64 {
+        ceil_secs(SystemTime::now())
+    }
+
+    /// The `expire` of a record with `cookie`, in seconds since the epoch, rounded up.
+    fn expire(&self, cookie: &SessionCookie) -> f64 {
+        match cookie.expires() {
+            Some(at) => ceil_secs(at),
+            None => ceil_secs(SystemTime::now() + self.inner.ttl),
+        }
+    }
+
+    fn expired(&self, cookie: &SessionCookie) -> bool {
+        cookie.expires().is_some_and(|at| at <= SystemTime::now())
+    }
+
+    async fn timed<T>(
+        &self,
+        statement: &'static str,
+        call: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        timed(&self.inner, statement, call).await
+    }
+}
+
+async fn timed<T>(
+    inner: &Inner,
+    statement: &'static str,
+    call: impl Future<Output = Result<T, sqlx::Error>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(inner.timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(StoreError::backend(PostgresStoreError::Database {
+            statement,
+            source,
+        })),
+        Err(_) => Err(StoreError::backend(PostgresStoreError::Timeout {
+            statement,
+            timeout: inner.timeout,
+        })),
+    }
+}
+
+async fn prune_now(inner: &Inner) -> Result<u64, StoreError> {
+    let query = sqlx::query::<Postgres>(&inner.statements.prune)
+        .bind(ceil_secs(SystemTime::now()))
+        .bind(&inner.zone);
+    let done = timed(inner, "prune", query.execute(&inner.pool)).await?;
+    Ok(done.rows_affected())
+}
+
+/// The DDL of the table `table` (quoted, maybe with its schema) named `bare`. The
+/// constraint and index names follow connect-pg-simple's for the default table.
+fn ddl(table: &str, bare: &str) -> [String; 2] {
+    [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {table} (\
+             \"sid\" varchar NOT NULL COLLATE \"default\", \
+             \"sess\" json NOT NULL, \
+             \"expire\" timestamp(6) NOT NULL, \
+             CONSTRAINT {} PRIMARY KEY (\"sid\"))",
+            quote(&format!("{bare}_pkey"))
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table} (\"expire\")",
+            quote(&format!("IDX_{bare}_expire"))
+        ),
+    ]
+}
+
+impl Builder {
+    /// The schema of the table (the search path's by default).
+    pub fn schema(mut self, schema: &str) -> Self {
+        self.schema = Some(schema.to_owned());
+        self
+    }
+
+    /// The table name (connect-pg-simple's `tableName`, `session` by default).
+    pub fn table(mut self, table: &str) -> Self {
+        self.table = table.to_owned();
+        self
+    }
+
+    /// How long a browser-session record lives (connect-pg-simple's `ttl`, one day).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The statement timeout (two seconds by default).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The zone `expire` is kept in (the database's default zone, read at start-up,
+    /// unless set here).
+    pub fn time_zone(mut self, zone: &str) -> Self {
+        self.zone = Some(zone.to_owned());
+        self
+    }
+
+    /// How often expired rows are deleted (jittered to 50–150 %), or never with `None`
+    /// (15 minutes by default).
+    pub fn prune_interval(mut self, every: Option<Duration>) -> Self {
+        self.prune_every = every;
+        self
+    }
+
+    /// Creates the table and its index when they are missing (connect-pg-simple's
+    /// `createTableIfMissing`; off by default). The DDL is in the crate docs.
+    pub fn create_table_if_missing(mut self, on: bool) -> Self {
+        self.create_table = on;
+        self
+    }
+
+    /// Builds the store: creates the table if asked, reads the database's default time
+    /// zone (unless set), and starts the pruning task.
+    ///
+    /// # Errors
+    ///
+    /// [`ConnectError`] when the database does not answer, or does not know the zone.
+    pub async fn build(self) -> Result<PostgresStore, ConnectError> {
+        let table = match &self.schema {
+            Some(schema) => format!("{}.{}", quote(schema), quote(&self.table)),
+            None => quote(&self.table),
+        };
+        if self.create_table {
+            for statement in ddl(&table, &self.table) {
+                sqlx::query(&statement)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|source| ConnectError::Database {
+                        what: "creating the session table",
+                        source,
+                    })?;
+            }
+        }
+        let zone = match self.zone {
+            Some(zone) => zone,
+            None => default_time_zone(&self.pool).await?,
+        };
+        // Check the zone once, so that a typo fails here and not on every request.
+        sqlx::query("SELECT now() AT TIME ZONE $1")
+            .bind(&zone)
+            .execute(&self.pool)
+            .await
+            .map_err(|source| ConnectError::Database {
+                what: "checking the time zone",
+                source,
+            })?;
+        let inner = Arc::new(Inner {
+            statements: Statements::new(&table),
+            pool: self.pool,
+            table,
+            ttl: self.ttl,
+            timeout: self.timeout,
+            zone,
+            prune: Mutex::new(None),
+        });
+        if let Some(every) = self.prune_every {
+            let task = tokio::spawn(prune_loop(Arc::downgrade(&inner), every));
+            *inner.prune.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        }
+        Ok(PostgresStore { inner })
+    }
+}
+
+/// Deletes expired rows every `every` (jittered) until the store is dropped.
+async fn prune_loop(store: Weak<Inner>, every: Duration) {
+    loop {
+        // 50 % to 150 % of the interval, so that a fleet does not prune in step.
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        let jitter = 0.5 + f64::from(nanos % 1_000_000) / 1_000_000.0;
+        tokio::time::sleep(every.mul_f64(jitter)).await;
+        let Some(inner) = store.upgrade() else {
+            return;
+        };
+        match prune_now(&inner).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "pruned expired sessions"),
+            Err(error) => tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "could not prune expired sessions"
+            ),
+        }
+    }
+}
+
+/// The zone node-pg connections get: the per-database and per-role settings, then the
+/// server configuration (when the role may read it), then UTC.
+async fn default_time_zone(pool: &PgPool) -> Result<String, ConnectError> {
+    let db_role = sqlx::query_scalar::<_, String>(
+        "SELECT substring(c FROM position('=' IN c) + 1) \
+         FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c \
+         WHERE lower(split_part(c, '=', 1)) = 'timezone' \
+           AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())) \
+           AND s.setrole IN (0, (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)) \
+         ORDER BY (s.setdatabase <> 0 AND s.setrole <> 0) DESC, (s.setrole <> 0) DESC \
+         LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(|source| ConnectError::Database {
+        what: "reading the database's time zone",
+        source,
+    })?;
+    if let Some(zone) = db_role {
+        return Ok(zone);
+    }
+    let file = sqlx::query_scalar::<_, String>(
+        "SELECT setting FROM pg_catalog.pg_file_settings \
+         WHERE lower(name) = 'timezone' AND applied ORDER BY seqno DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await;
+    match file {
+        Ok(Some(zone)) => Ok(zone),
+        Ok(None) => Ok("UTC".to_owned()),
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "cannot read the server's default TimeZone; keeping `expire` in UTC \
+                 (set Builder::time_zone if Node services use another zone)"
+            );
+            Ok("UTC".to_owned())
+        }
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.inner.table)
+            .field("ttl", &self.inner.ttl)
+            .field("time_zone", &self.inner.zone)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionStore for PostgresStore {
+    async fn get(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
+        let inner = &self.inner;
+        let query = sqlx::query_scalar::<_, String>(&inner.statements.get)
+            .bind(id)
+            .bind(self.now())
+            .bind(&inner.zone);
+        let text = self.timed("get", query.fetch_optional(&inner.pool)).await?;
+        text.map(|t| LoadedRecord::from_json(t.into_bytes()).map_err(StoreError::Corrupt))
+            .transpose()
+    }
+
+    async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        if self.expired(record.cookie()) {
+            let query = sqlx::query(&inner.statements.delete).bind(id);
+            return self
+                .timed("delete", query.execute(&inner.pool))
+                .await
+                .map(|_| ());
+        }
+        let text = record.to_json().map_err(StoreError::Corrupt)?;
+        let query = sqlx::query(&inner.statements.upsert)
+            .bind(id)
+            .bind(text)
+            .bind(self.expire(record.cookie()))
+            .bind(&inner.zone);
+        self.timed("upsert", query.execute(&inner.pool))
+            .await
+            .map(|_| ())
+    }
+
+    async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+        let inner = &self.inner;
+        if self.expired(patch.cookie()) {
+            return self.destroy(id).await;
+        }
+        let expire = self.expire(patch.cookie());
+        let mut current: Option<Vec<u8>> = patch.loaded_text().map(<[u8]>::to_vec);
+        for _ in 0..PATCH_ATTEMPTS {
+            let (expected, new) = match &current {
+                Some(text) => {
+                    let new = patch.apply_to_json(text).map_err(StoreError::Corrupt)?;
+                    let new = String::from_utf8(new).map_err(|_| {
+                        StoreError::Corrupt(tessera::RecordError::Shape("not UTF-8"))
+                    })?;
+                    (sha256_hex(text), new)
+                }
+                None => (String::new(), String::new()),
+            };
+            let query = sqlx::query(&inner.statements.patch)
+                .bind(id)
+                .bind(expected)
+                .bind(new)
+                .bind(expire)
+                .bind(self.now())
+                .bind(&inner.zone);
+            let row = self.timed("patch", query.fetch_one(&inner.pool)).await?;
+            let applied: i64 = row.try_get("applied").map_err(|source| {
+                StoreError::backend(PostgresStoreError::Database {
+                    statement: "patch",
+                    source,
+                })
+            })?;
+            let text: Option<String> = row.try_get("current").map_err(|source| {
+                StoreError::backend(PostgresStoreError::Database {
+                    statement: "patch",
+                    source,
+                })
+            })?;
+            match (applied, text) {
+                (1, _) => return Ok(Outcome::Applied),
+                (_, None) => return Ok(Outcome::Missing),
+                (_, Some(text)) => current = Some(text.into_bytes()),
+            }
+        }
+        Err(StoreError::backend(PostgresStoreError::Contention(
+            PATCH_ATTEMPTS,
+        )))
+    }
+
+    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+        let inner = &self.inner;
+        if self.expired(cookie) {
+            return self.destroy(id).await;
+        }
+        let query = sqlx::query(&inner.statements.touch)
+            .bind(id)
+            .bind(self.expire(cookie))
+            .bind(self.now())
+            .bind(&inner.zone);
+        let done = self.timed("touch", query.execute(&inner.pool)).await?;
+        Ok(if done.rows_affected() > 0 {
+            Outcome::Applied
+        } else {
+            Outcome::Missing
+        })
+    }
+
+    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+        let inner = &self.inner;
+        let query = sqlx::query(&inner.statements.rotate)
+            .bind(from)
+            .bind(to)
+            .bind(self.now())
+            .bind(&inner.zone);
+        let done = self.timed("rotate", query.execute(&inner.pool)).await?;
+        Ok(if done.rows_affected() > 0 {
+            Outcome::Applied
+        } else {
+            Outcome::Missing
+        })
+    }
+
+    async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
+        let inner = &self.inner;
+        let query = sqlx::query_scalar::<_, bool>(&inner.statements.destroy)
+            .bind(id)
+            .bind(self.now())
+            .bind(&inner.zone);
+        let live = self
+            .timed("destroy", query.fetch_optional(&inner.pool))
+            .await?;
+        Ok(if live == Some(true) {
+            Outcome::Applied
+        } else {
+            Outcome::Missing
+        })
+    }
+}
+
+impl SessionAdmin for PostgresStore {
+    async fn len(&self) -> Result<usize, StoreError> {
+        let inner = &self.inner;
+        let query = sqlx::query_scalar::<_, i64>(&inner.statements.count)
+            .bind(self.now())
+            .bind(&inner.zone);
+        let n = self.timed("count", query.fetch_one(&inner.pool)).await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        let inner = &self.inner;
+        let query = sqlx::query_scalar::<_, String>(&inner.statements.ids)
+            .bind(self.now())
+            .bind(&inner.zone);
+        self.timed("ids", query.fetch_all(&inner.pool)).await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        let inner = &self.inner;
+        let query = sqlx::query(&inner.statements.clear);
+        self.timed("clear", query.execute(&inner.pool))
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_with_their_quotes_doubled() {
+        assert_eq!(quote("session"), "\"session\"");
+        assert_eq!(quote("a\"; DROP TABLE x; --"), "\"a\"\"; DROP TABLE x; --\"");
+    }
+
+    #[test]
+    fn expire_is_rounded_up_to_whole_seconds() {
+        let t = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        assert_eq!(ceil_secs(t(1_000)), 1.0);
+        assert_eq!(ceil_secs(t(1_001)), 2.0);
+        assert_eq!(ceil_secs(t(1_999)), 2.0);
+        assert_eq!(ceil_secs(UNIX_EPOCH - Duration::from_millis(1_500)), -1.0);
+    }
+
+    #[test]
+    fn the_ddl_names_its_constraint_and_index_like_connect_pg_simple() {
+        let [table, index] = ddl("\"session\"", "session");
+        assert!(table.contains("CONSTRAINT \"session_pkey\" PRIMARY KEY (\"sid\")"), "{table}");
+        assert!(table.contains("\"sess\" json NOT NULL"), "{table}");
+        assert!(table.contains("\"expire\" timestamp(6) NOT NULL"), "{table}");
+        assert_eq!(
+            index,
+            "CREATE INDEX IF NOT EXISTS \"IDX_session_expire\" ON \"session\" (\"expire\")"
+        );
+    }
+}
