@@ -131,6 +131,44 @@ fn run_fleet_checks(store_flags: &[String]) {
 }
 
 #[test]
+fn two_instances_share_sessions_on_postgres() {
+    let test = "two_instances_share_sessions_on_postgres";
+    let url = support::database_url();
+    let addr = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_owned();
+    if std::net::TcpStream::connect(&addr).is_err() {
+        support::unavailable(test, &format!("PostgreSQL at {url} is not reachable"));
+        return;
+    }
+    let table = support::unique("tessera_fleet_");
+    run_fleet_checks(&[
+        "--store".into(),
+        "pg".into(),
+        "--pg-url".into(),
+        url.clone(),
+        "--table".into(),
+        table.clone(),
+    ]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let pool = tessera_postgres::PostgresStore::pool_for(&url)
+            .await
+            .unwrap();
+        sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\""))
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
 fn two_instances_share_sessions_on_redis() {
     let test = "two_instances_share_sessions_on_redis";
     let url = support::redis_url();

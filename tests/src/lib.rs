@@ -14,6 +14,7 @@ use tessera::store::{Outcome, SessionStore, StoreError};
 use tessera::{FieldChange, LoadedRecord, MemoryStore, Patch, Record, RecordView, SessionCookie};
 
 pub mod naive;
+pub mod node;
 pub mod proxy;
 pub mod services;
 use tower::ServiceExt;

@@ -10,76 +10,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::process::Stdio;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::process::{Child, Command};
-
-struct Reply {
-    status: u16,
-    set_cookies: Vec<String>,
-    body: String,
-}
-
-async fn get(port: u16, path: &str, cookie: Option<&str>, extra: &[(&str, &str)]) -> Reply {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    if let Some(c) = cookie {
-        req.push_str(&format!("Cookie: {c}\r\n"));
-    }
-    for (k, v) in extra {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await.unwrap();
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let set_cookies = lines
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.trim().to_owned())
-        .collect();
-    // Node may answer chunked; the bodies here are small JSON or text.
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Reply {
-        status,
-        set_cookies,
-        body,
-    }
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = &rest[n + 2..];
-    }
-    out
-}
+use tessera_tests::node::{NodeApp, http_get as get};
+use tokio::net::TcpListener;
 
 /// One side of the comparison: a port, a cookie jar and the ids seen so far.
 struct Side {
@@ -163,33 +97,6 @@ impl Side {
         let body = self.normalize_body(path.split('?').next().unwrap_or(path), &r.body);
         (r.status, cookie, body)
     }
-}
-
-/// Keeps the Node process alive; `kill_on_drop` stops it.
-struct Node(#[allow(dead_code)] Child);
-
-async fn start_node(script: &str, store: &[String], flags: &[&str]) -> (Node, u16) {
-    let mut child = Command::new("node")
-        .arg(script)
-        .args(["--port", "0"])
-        .args(store)
-        .args(flags)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .await
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("listening ")
-        .expect("listening line")
-        .parse()
-        .unwrap();
-    (Node(child), port)
 }
 
 async fn start_rust(store: &[String], flags: &[&str]) -> u16 {
@@ -432,22 +339,35 @@ fn store_flags(store: &str, side: &str) -> Vec<String> {
         flags.push("--prefix".to_owned());
         flags.push(format!("{}:", tessera_tests::services::unique(side)));
     }
+    if store == "pg" {
+        flags.push("--pg-url".to_owned());
+        flags.push(tessera_tests::services::database_url());
+        flags.push("--table".to_owned());
+        flags.push(tessera_tests::services::unique(&format!(
+            "tessera_diff_{side}_"
+        )));
+    }
     flags
 }
 
 /// Runs every scenario on both sides with `store`, and compares.
 async fn compare_on(store: &str, test: &str) {
-    let Ok(script) = std::env::var("TESSERA_EXPRESS_SCRIPT") else {
-        tessera_tests::services::unavailable(
-            test,
-            "TESSERA_EXPRESS_SCRIPT is not set (npm ci --prefix tests/node, then point it at tests/node/express_compat.js)",
-        );
-        return;
+    let script = match tessera_tests::node::script() {
+        Ok(script) => script,
+        Err(why) => return tessera_tests::services::unavailable(test, &why),
     };
     let mut mismatches = Vec::new();
     for (name, flags, steps) in scenarios() {
-        let (_node, node_port) = start_node(&script, &store_flags(store, "node"), &flags).await;
-        let rust_port = start_rust(&store_flags(store, "rust"), &flags).await;
+        let rust_flags = store_flags(store, "rust");
+        let rust_port = start_rust(&rust_flags, &flags).await;
+        let mut node_flags = store_flags(store, "node");
+        node_flags.extend(flags.iter().map(|f| (*f).to_owned()));
+        if store == "pg" {
+            // connect-pg-simple needs its table; the Rust side creates Rust's.
+            create_pg_table(&node_flags).await;
+        }
+        let node_app = NodeApp::start(&script, &node_flags).await;
+        let node_port = node_app.port;
         let mut node = Side {
             port: node_port,
             jar: None,
@@ -471,6 +391,9 @@ async fn compare_on(store: &str, test: &str) {
             }
         }
     }
+    if store == "pg" {
+        drop_pg_tables().await;
+    }
     assert!(
         mismatches.is_empty(),
         "{} mismatches:\n{}",
@@ -484,6 +407,55 @@ async fn tessera_answers_like_express_session_on_the_memory_store() {
     compare_on(
         "memory",
         "tessera_answers_like_express_session_on_the_memory_store",
+    )
+    .await;
+}
+
+/// Drops the tables of this process's comparisons.
+async fn drop_pg_tables() {
+    let pool = tessera_postgres::PostgresStore::pool_for(&tessera_tests::services::database_url())
+        .await
+        .unwrap();
+    let pattern = format!("tessera_diff_%{}%", std::process::id());
+    let tables: Vec<String> =
+        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE tablename LIKE $1")
+            .bind(pattern)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for table in tables {
+        sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\""))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+}
+
+/// Creates the table named in `flags` (`--table`) for connect-pg-simple.
+async fn create_pg_table(flags: &[String]) {
+    let table = flags
+        .iter()
+        .skip_while(|f| *f != "--table")
+        .nth(1)
+        .cloned()
+        .unwrap_or_default();
+    let pool = tessera_postgres::PostgresStore::pool_for(&tessera_tests::services::database_url())
+        .await
+        .unwrap();
+    tessera_postgres::PostgresStore::from_pool(pool)
+        .table(&table)
+        .create_table_if_missing(true)
+        .prune_interval(None)
+        .build()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn tessera_answers_like_express_session_with_connect_pg_simple() {
+    compare_on(
+        "pg",
+        "tessera_answers_like_express_session_with_connect_pg_simple",
     )
     .await;
 }

@@ -414,10 +414,18 @@ async fn redis_store_counts_lists_and_clears_only_its_own_sessions() {
         }
     }
     for store in stores {
-        let other = store.clone().with_prefix(format!("{}:", unique("tessera-other-")));
-        other.set("x", RecordView::from(&record(None))).await.unwrap();
+        let other = store
+            .clone()
+            .with_prefix(format!("{}:", unique("tessera-other-")));
+        other
+            .set("x", RecordView::from(&record(None)))
+            .await
+            .unwrap();
         for id in ["a", "b", "c"] {
-            store.set(id, RecordView::from(&record(None))).await.unwrap();
+            store
+                .set(id, RecordView::from(&record(None)))
+                .await
+                .unwrap();
         }
         assert_eq!(store.len().await.unwrap(), 3, "{store:?}");
         let mut ids = store.ids().await.unwrap();
@@ -425,7 +433,11 @@ async fn redis_store_counts_lists_and_clears_only_its_own_sessions() {
         assert_eq!(ids, ["a", "b", "c"]);
         store.clear().await.unwrap();
         assert!(store.is_empty().await.unwrap());
-        assert_eq!(other.len().await.unwrap(), 1, "another prefix is left alone");
+        assert_eq!(
+            other.len().await.unwrap(),
+            1,
+            "another prefix is left alone"
+        );
         other.clear().await.unwrap();
     }
 }

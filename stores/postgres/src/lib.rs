@@ -632,7 +632,9 @@ impl SessionStore for PostgresStore {
                     })?;
                     (sha256_hex(text), new)
                 }
-                None => (String::new(), String::new()),
+                // No guess: a hash that matches nothing fetches the current text (the new
+                // text is never written, but must still be valid JSON).
+                None => (String::new(), "null".to_owned()),
             };
             let query = sqlx::query(&inner.statements.patch)
                 .bind(id)
@@ -749,7 +751,10 @@ mod tests {
     #[test]
     fn identifiers_are_quoted_with_their_quotes_doubled() {
         assert_eq!(quote("session"), "\"session\"");
-        assert_eq!(quote("a\"; DROP TABLE x; --"), "\"a\"\"; DROP TABLE x; --\"");
+        assert_eq!(
+            quote("a\"; DROP TABLE x; --"),
+            "\"a\"\"; DROP TABLE x; --\""
+        );
     }
 
     #[test]
@@ -764,9 +769,15 @@ mod tests {
     #[test]
     fn the_ddl_names_its_constraint_and_index_like_connect_pg_simple() {
         let [table, index] = ddl("\"session\"", "session");
-        assert!(table.contains("CONSTRAINT \"session_pkey\" PRIMARY KEY (\"sid\")"), "{table}");
+        assert!(
+            table.contains("CONSTRAINT \"session_pkey\" PRIMARY KEY (\"sid\")"),
+            "{table}"
+        );
         assert!(table.contains("\"sess\" json NOT NULL"), "{table}");
-        assert!(table.contains("\"expire\" timestamp(6) NOT NULL"), "{table}");
+        assert!(
+            table.contains("\"expire\" timestamp(6) NOT NULL"),
+            "{table}"
+        );
         assert_eq!(
             index,
             "CREATE INDEX IF NOT EXISTS \"IDX_session_expire\" ON \"session\" (\"expire\")"
