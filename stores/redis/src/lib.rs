@@ -692,7 +692,8 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(loaded.field_json("views").as_deref(), Some(&b"3"[..]));
-        assert_eq!(loaded.field_json("k\"q").as_deref(), Some(&b"[1.50]"[..]));
+        // A key with escapes is read by serde_json: the value, not its spelling, is kept.
+        assert_eq!(loaded.field_json("k\"q").as_deref(), Some(&b"[1.5]"[..]));
         assert!(loaded.cookie().http_only());
         for broken in [
             vec![(b"views".to_vec(), b"3".to_vec())],
