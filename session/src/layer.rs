@@ -20,6 +20,7 @@ use tower_service::Service;
 use crate::cookie::{SessionCookie, decode_cookie_value, encode_uri_component, find_cookie_raw};
 use crate::data::SessionData;
 use crate::options::{ConfigError, SessionOptions, Unset};
+use crate::record::Touch;
 use crate::session::{
     Phase, SessionError, SessionRejection, SessionSlot, Slot, Stage, State, store_down_answer,
 };
@@ -619,7 +620,10 @@ async fn finish<T: SessionData, St: SessionStore>(
     } else if st.in_store && !new_id && !st.saved_in_request {
         let write = {
             let _now = lend();
-            store.touch(&st.id, &st.cookie)
+            store.touch(
+                &st.id,
+                Touch::new(&st.cookie).lazy_ms(st.loaded_deadline, opts.touch_after),
+            )
         };
         write.await?
     } else {

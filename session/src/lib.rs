@@ -83,7 +83,7 @@ pub use options::{
     ConfigError, CookieOptions, Priority, SameSite, Secure, SessionOptions, StoreErrorPolicy, Unset,
 };
 pub use record::{
-    COOKIE_KEY, FieldChange, Fields, LoadedRecord, Patch, Record, RecordError, RecordView,
+    COOKIE_KEY, FieldChange, Fields, LoadedRecord, Patch, Record, RecordError, RecordView, Touch,
 };
 pub use session::{Session, SessionError, SessionRejection};
 pub use signing::{HmacSigner, Secret, Secrets, Signer};

@@ -204,6 +204,7 @@ pub struct SessionOptions {
     pub(crate) unset: Unset,
     pub(crate) proxy: Option<bool>,
     pub(crate) store_error: StoreErrorPolicy,
+    pub(crate) touch_after: Option<std::time::Duration>,
 }
 
 impl Default for SessionOptions {
@@ -217,6 +218,7 @@ impl Default for SessionOptions {
             unset: Unset::Keep,
             proxy: None,
             store_error: StoreErrorPolicy::Fail,
+            touch_after: None,
         }
     }
 }
@@ -338,6 +340,16 @@ impl SessionOptions {
     /// What happens when the store fails to load a session (default: 500).
     pub fn store_error_policy(mut self, policy: StoreErrorPolicy) -> Self {
         self.store_error = policy;
+        self
+    }
+
+    /// Lazy touches (connect-mongo's `touchAfter`): an unchanged session is not touched
+    /// while the touch would move its expiry by less than `after`, which saves a store
+    /// round trip on most read-only requests. `None` (the default) touches on every
+    /// request, as express-session does. A session then expires up to `after` earlier
+    /// than it would with express.
+    pub fn touch_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.touch_after = after;
         self
     }
 

@@ -168,6 +168,69 @@ impl<'a> Patch<'a> {
     }
 }
 
+/// A renewal of a session's expiry ([`crate::SessionStore::touch`]): the renewed cookie,
+/// and what the layer knows of the stored deadline.
+#[derive(Clone, Copy, Debug)]
+pub struct Touch<'a> {
+    cookie: &'a SessionCookie,
+    loaded: Option<i64>,
+    after: Option<std::time::Duration>,
+}
+
+impl<'a> Touch<'a> {
+    /// A touch that renews the expiry from `cookie`.
+    pub fn new(cookie: &'a SessionCookie) -> Self {
+        Self {
+            cookie,
+            loaded: None,
+            after: None,
+        }
+    }
+
+    /// The same touch, knowing the deadline the store reported when it loaded the
+    /// session, and skippable while it would move it by less than `after` (the layer's
+    /// `touch_after`).
+    pub fn lazy(
+        self,
+        loaded_deadline: Option<std::time::SystemTime>,
+        after: Option<std::time::Duration>,
+    ) -> Self {
+        self.lazy_ms(loaded_deadline.map(time::system_time_to_ms), after)
+    }
+
+    pub(crate) fn lazy_ms(self, loaded: Option<i64>, after: Option<std::time::Duration>) -> Self {
+        Self {
+            loaded,
+            after,
+            ..self
+        }
+    }
+
+    /// The renewed cookie.
+    pub fn cookie(&self) -> &'a SessionCookie {
+        self.cookie
+    }
+
+    /// The deadline the store reported when the session was loaded, if it did.
+    pub fn loaded_deadline(&self) -> Option<std::time::SystemTime> {
+        self.loaded.map(time::ms_to_system_time)
+    }
+
+    /// Whether the touch is worth writing: always, unless the layer's `touch_after`
+    /// is set and the touch would move the loaded deadline by less than it. `ttl` is the
+    /// store's lifetime for a record without `expires`.
+    pub fn is_due(&self, ttl: std::time::Duration) -> bool {
+        let (Some(loaded), Some(after)) = (self.loaded, self.after) else {
+            return true;
+        };
+        let renewed = match self.cookie.expires {
+            Some(at) => at,
+            None => time::now_ms().saturating_add(time::duration_ms(ttl)),
+        };
+        renewed.saturating_sub(loaded) >= time::duration_ms(after)
+    }
+}
+
 pub(crate) fn apply_changes(fields: &mut Fields, changes: &[FieldChange]) {
     for change in changes {
         if change.key == COOKIE_KEY {
@@ -334,6 +397,8 @@ impl<'a> RecordView<'a> {
 pub struct LoadedRecord {
     pub(crate) cookie: SessionCookie,
     pub(crate) fields: Baseline,
+    /// When the store will drop the record, if it said (milliseconds since the epoch).
+    pub(crate) deadline: Option<i64>,
 }
 
 impl LoadedRecord {
@@ -376,6 +441,7 @@ impl LoadedRecord {
         Ok(Self {
             cookie,
             fields: Baseline::from_json(text, true)?,
+            deadline: None,
         })
     }
 
@@ -391,6 +457,7 @@ impl LoadedRecord {
         Ok(Self {
             cookie,
             fields: Baseline::from_json(fields_json.into(), false)?,
+            deadline: None,
         })
     }
 
@@ -403,7 +470,21 @@ impl LoadedRecord {
         Ok(Self {
             cookie,
             fields: Baseline::from_own_json(fields_json.into())?,
+            deadline: None,
         })
+    }
+
+    /// The same record, with the instant the store will drop it (a key's TTL, an
+    /// `expire` column). The layer hands it back in [`Touch::loaded_deadline`], so that
+    /// a touch that would change nothing worth a round trip can be skipped.
+    pub fn with_deadline(mut self, deadline: std::time::SystemTime) -> Self {
+        self.deadline = Some(time::system_time_to_ms(deadline));
+        self
+    }
+
+    /// When the store said it will drop the record.
+    pub fn deadline(&self) -> Option<std::time::SystemTime> {
+        self.deadline.map(time::ms_to_system_time)
     }
 
     /// The stored cookie.

@@ -72,6 +72,8 @@ pub(crate) struct State<T: SessionData> {
     /// baseline is the encoded `Default`, computed only when needed).
     pub(crate) baseline: Option<Baseline>,
     pub(crate) cookie: SessionCookie,
+    /// When the store said it would drop the loaded record (ms since the epoch).
+    pub(crate) loaded_deadline: Option<i64>,
     /// The store holds a record under `id`.
     pub(crate) in_store: bool,
     /// That record equals `baseline` (loaded with resave off, or saved this request).
@@ -116,6 +118,7 @@ impl<T: SessionData> State<T> {
     ) -> Self {
         let view = T::__load(&loaded.fields);
         Self {
+            loaded_deadline: loaded.deadline,
             had_cookie: true,
             id_from_cookie: true,
             baseline: Some(loaded.fields),
@@ -143,6 +146,7 @@ impl<T: SessionData> State<T> {
             view,
             baseline: None,
             cookie,
+            loaded_deadline: None,
             in_store: false,
             saved_clean: false,
             modified: false,
@@ -155,6 +159,7 @@ impl<T: SessionData> State<T> {
     }
 
     fn replace_with(&mut self, loaded: LoadedRecord, saved_clean: bool) {
+        self.loaded_deadline = loaded.deadline;
         self.view = T::__load(&loaded.fields);
         self.baseline = Some(loaded.fields);
         self.cookie = loaded.cookie;

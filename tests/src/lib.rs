@@ -11,7 +11,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use tessera::store::{Outcome, SessionStore, StoreError};
-use tessera::{FieldChange, LoadedRecord, MemoryStore, Patch, Record, RecordView, SessionCookie};
+use tessera::{
+    FieldChange, LoadedRecord, MemoryStore, Patch, Record, RecordView, SessionCookie, Touch,
+};
 
 pub mod naive;
 pub mod node;
@@ -247,10 +249,10 @@ impl SessionStore for Recording {
         });
         self.inner.patch(id, patch).await
     }
-    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+    async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
         self.calls.touch.fetch_add(1, Ordering::SeqCst);
         self.check(&self.fail_writes)?;
-        self.inner.touch(id, cookie).await
+        self.inner.touch(id, touch).await
     }
     async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
         self.calls.rotate.fetch_add(1, Ordering::SeqCst);

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use tessera::store::{Outcome, SessionStore, StoreError};
-use tessera::{LoadedRecord, Patch, RecordView, SessionCookie};
+use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 
 type Records = HashMap<String, (Vec<u8>, SystemTime)>;
 
@@ -73,12 +73,12 @@ impl SessionStore for NaiveStore {
         Ok(Outcome::Applied)
     }
 
-    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+    async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
         let Some(text) = self.read(id) else {
             return Ok(Outcome::Missing);
         };
         Self::round_trip().await;
-        self.write(id, text, cookie);
+        self.write(id, text, touch.cookie());
         Ok(Outcome::Applied)
     }
 

@@ -492,3 +492,36 @@ async fn many_concurrent_requests_changing_different_fields_all_survive() {
     }
     assert_eq!(store.len().await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn touch_after_skips_touches_that_would_move_the_expiry_less_than_it() {
+    let store = Recording::default();
+    let opts = |after| {
+        lean()
+            .max_age(Some(Duration::from_secs(60)))
+            .unwrap()
+            .touch_after(after)
+    };
+    for (after, moved) in [(Some(Duration::from_secs(30)), false), (None, true)] {
+        let mut b = Browser::new(app_with(store.clone(), opts(after)));
+        b.get("/bump").await;
+        let id = tessera_tests::id_of(b.cookie.as_ref().unwrap());
+        let deadline = |s: &Recording| {
+            let s = s.clone();
+            let id = id.clone();
+            async move {
+                tessera::SessionStore::get(&s.inner, &id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .deadline()
+                    .unwrap()
+            }
+        };
+        let before = deadline(&store).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        b.get("/read").await;
+        let after_read = deadline(&store).await;
+        assert_eq!(after_read > before, moved, "touch_after {after:?}");
+    }
+}

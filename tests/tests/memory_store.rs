@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tessera::{
     FieldChange, MemoryStore, Outcome, Patch, Record, RecordView, SessionAdmin, SessionCookie,
-    SessionStore,
+    SessionStore, Touch,
 };
 
 async fn put(store: &MemoryStore, id: &str, record: &Record) {
@@ -143,7 +143,10 @@ async fn touch_renews_only_the_expiry_and_never_creates_a_record() {
     put(&store, "t", &r).await;
     let mut renewed = r.cookie.clone();
     renewed.set_max_age(Some(Duration::from_secs(120)));
-    assert_eq!(store.touch("t", &renewed).await.unwrap(), Outcome::Applied);
+    assert_eq!(
+        store.touch("t", Touch::new(&renewed)).await.unwrap(),
+        Outcome::Applied
+    );
     let stored = got(&store, "t").await.unwrap();
     assert_eq!(stored.fields, r.fields);
     assert_eq!(
@@ -154,7 +157,7 @@ async fn touch_renews_only_the_expiry_and_never_creates_a_record() {
     let left = stored.cookie.max_age().unwrap();
     assert!(left > Duration::from_secs(100), "expiry renewed: {left:?}");
     assert_eq!(
-        store.touch("missing", &renewed).await.unwrap(),
+        store.touch("missing", Touch::new(&renewed)).await.unwrap(),
         Outcome::Missing
     );
     assert!(got(&store, "missing").await.is_none());

@@ -157,7 +157,7 @@ async fn rows_are_written_as_connect_pg_simple_writes_them() {
     // A touch moves expire only.
     let mut later = r.cookie.clone();
     later.set_max_age(Some(Duration::from_secs(600)));
-    store.touch("a", &later).await.unwrap();
+    store.touch("a", tessera::Touch::new(&later)).await.unwrap();
     let left = expire_of(&store, "a").await - now_secs();
     assert!((599.0..=601.0).contains(&left), "{left}");
     let after: String = sqlx::query_scalar(&format!(

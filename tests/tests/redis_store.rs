@@ -206,7 +206,7 @@ async fn the_connect_redis_layout_writes_what_connect_redis_writes() {
     let before: String = raw.query(redis::cmd("GET").arg(store.key("b"))).await;
     let mut later = r.cookie.clone();
     later.set_max_age(Some(Duration::from_secs(90)));
-    store.touch("b", &later).await.unwrap();
+    store.touch("b", tessera::Touch::new(&later)).await.unwrap();
     let ttl: i64 = raw.query(redis::cmd("TTL").arg(store.key("b"))).await;
     assert!((89..=90).contains(&ttl), "{ttl}");
     let after: String = raw.query(redis::cmd("GET").arg(store.key("b"))).await;
@@ -439,5 +439,52 @@ async fn redis_store_counts_lists_and_clears_only_its_own_sessions() {
             "another prefix is left alone"
         );
         other.clear().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn with_touch_after_a_read_only_request_renews_nothing_and_without_it_renews_the_ttl() {
+    let test = "with_touch_after_a_read_only_request_renews_nothing_and_without_it_renews_the_ttl";
+    for layout in [Layout::ConnectRedis, Layout::Hash] {
+        let Some(store) = single(test, layout).await else {
+            return;
+        };
+        let raw = Raw::single().await;
+        for (after, renewed) in [(Some(Duration::from_secs(30)), false), (None, true)] {
+            let options = SessionOptions::default()
+                .resave(false)
+                .save_uninitialized(false)
+                .max_age(Some(Duration::from_secs(60)))
+                .unwrap()
+                .touch_after(after);
+            let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+                .with_store(store.clone())
+                .with_options(options);
+            let app = Router::new()
+                .route(
+                    "/",
+                    get(|mut s: Session<Visit>| async move {
+                        *s.views += 1;
+                        s.views.to_string()
+                    }),
+                )
+                .route(
+                    "/read",
+                    get(|s: Session<Visit>| async move { s.views.to_string() }),
+                )
+                .layer(layer);
+            let mut b = Browser::new(app);
+            b.get("/").await;
+            let key = store.key(&id_of(b.cookie.as_ref().unwrap()));
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert_eq!(b.get("/read").await.body, "1");
+            // Whole seconds in the text layout: 60 s renewed, 58.5 s (rounded) if not.
+            let pttl: i64 = raw.query(redis::cmd("PTTL").arg(&key)).await;
+            assert_eq!(
+                pttl > 59_000,
+                renewed,
+                "{layout:?}, touch_after {after:?}: {pttl} ms left"
+            );
+        }
     }
 }

@@ -31,7 +31,10 @@
 //!   survive.
 //! - [`touch`](SessionStore::touch) renews the expiry from the given cookie and changes
 //!   nothing else (the stored text may keep its old `expires`, as connect-redis does). It
-//!   never recreates a record either.
+//!   never recreates a record either. With the layer's `touch_after` set, a store may
+//!   skip a touch that would move the expiry less than that ([`Touch::is_due`]); a store
+//!   that reports its deadline on load ([`LoadedRecord::with_deadline`]) makes this
+//!   possible.
 //! - [`rotate`](SessionStore::rotate) moves a live record to a new id in one step: the
 //!   old id is gone, the new id holds the same record with the same deadline. If the old
 //!   record is gone, it writes nothing and answers [`Outcome::Missing`], so an id change
@@ -61,7 +64,7 @@
 //! use std::time::{Duration, SystemTime};
 //!
 //! use tessera::store::{Outcome, SessionStore, StoreError};
-//! use tessera::{LoadedRecord, Patch, RecordView, SessionCookie};
+//! use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 //!
 //! /// Records as express-session's JSON text, each with its deadline.
 //! #[derive(Default)]
@@ -112,10 +115,10 @@
 //!         Ok(Outcome::Applied)
 //!     }
 //!
-//!     async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+//!     async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
 //!         match self.live().get_mut(id) {
 //!             Some((_, deadline)) => {
-//!                 *deadline = Self::deadline(cookie);
+//!                 *deadline = Self::deadline(touch.cookie());
 //!                 Ok(Outcome::Applied)
 //!             }
 //!             None => Ok(Outcome::Missing),
@@ -158,8 +161,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::cookie::SessionCookie;
-use crate::record::{LoadedRecord, Patch, RecordError, RecordView};
+use crate::record::{LoadedRecord, Patch, RecordError, RecordView, Touch};
 
 pub(crate) mod memory;
 
@@ -226,12 +228,13 @@ pub trait SessionStore: Send + Sync + 'static {
         patch: Patch<'_>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
-    /// Renews the record's expiry from `cookie`, changing nothing else. Never recreates
-    /// a missing record.
+    /// Renews the record's expiry from the touch's cookie, changing nothing else. Never
+    /// recreates a missing record. A store may skip a touch that is not
+    /// [due](Touch::is_due) and answer [`Outcome::Applied`].
     fn touch(
         &self,
         id: &str,
-        cookie: &SessionCookie,
+        touch: Touch<'_>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
     /// Moves the live record under `from` to `to` in one step, keeping its deadline.
@@ -288,9 +291,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
     fn touch(
         &self,
         id: &str,
-        cookie: &SessionCookie,
+        touch: Touch<'_>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
-        (**self).touch(id, cookie)
+        (**self).touch(id, touch)
     }
     fn rotate(
         &self,

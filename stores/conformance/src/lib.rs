@@ -37,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use tessera::store::{Outcome, SessionStore, StoreError};
-use tessera::{FieldChange, LoadedRecord, Patch, Record, RecordView, SessionCookie};
+use tessera::{FieldChange, LoadedRecord, Patch, Record, RecordView, SessionCookie, Touch};
 
 /// Writes raw text under an id, as the store keeps it, for the corrupt-record and
 /// foreign-writer checks.
@@ -380,11 +380,12 @@ impl<S: SessionStore> Suite<S> {
         self.set(&id, &r).await?;
         let mut cookie = r.cookie.clone();
         cookie.set_max_age(Some(Duration::from_secs(60)));
-        let outcome = self
-            .store
-            .touch(&id, &cookie)
-            .await
-            .map_err(|e| chain(&e))?;
+        // A lazy touch that is due (it moves the deadline by about 58 s, more than the
+        // 10 s threshold) must be written.
+        let loaded = self.store.get(&id).await.map_err(|e| chain(&e))?;
+        let loaded = loaded.and_then(|l| l.deadline());
+        let touch = Touch::new(&cookie).lazy(loaded, Some(Duration::from_secs(10)));
+        let outcome = self.store.touch(&id, touch).await.map_err(|e| chain(&e))?;
         ensure!(
             outcome == Outcome::Applied,
             "touch of a live record answered {outcome:?}"
@@ -407,7 +408,7 @@ impl<S: SessionStore> Suite<S> {
         let cookie = record(Some(Duration::from_secs(60))).cookie;
         let outcome = self
             .store
-            .touch(&id, &cookie)
+            .touch(&id, Touch::new(&cookie))
             .await
             .map_err(|e| chain(&e))?;
         ensure!(
@@ -473,7 +474,7 @@ impl<S: SessionStore> Suite<S> {
             .await?;
         let touched = self
             .store
-            .touch(&id, &r.cookie)
+            .touch(&id, Touch::new(&r.cookie))
             .await
             .map_err(|e| chain(&e))?;
         let rotated = self.store.rotate(&id, &new).await.map_err(|e| chain(&e))?;

@@ -93,7 +93,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
-use tessera::{LoadedRecord, Patch, RecordView, SessionCookie};
+use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 use tokio::task::JoinHandle;
 
 /// Why the store could not be built.
@@ -187,7 +187,8 @@ impl Statements {
         let live = |now: usize, zone: usize| format!("expire >= {}", at(now, zone));
         Self {
             get: format!(
-                "SELECT sess::text FROM {table} WHERE sid = $1 AND {}",
+                "SELECT sess::text, extract(epoch FROM expire AT TIME ZONE $3)::float8 \
+                 FROM {table} WHERE sid = $1 AND {}",
                 live(2, 3)
             ),
             upsert: format!(
@@ -587,13 +588,19 @@ impl fmt::Debug for PostgresStore {
 impl SessionStore for PostgresStore {
     async fn get(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
         let inner = &self.inner;
-        let query = sqlx::query_scalar::<_, String>(&inner.statements.get)
+        let query = sqlx::query_as::<_, (String, f64)>(&inner.statements.get)
             .bind(id)
             .bind(self.now())
             .bind(&inner.zone);
-        let text = self.timed("get", query.fetch_optional(&inner.pool)).await?;
-        text.map(|t| LoadedRecord::from_json(t.into_bytes()).map_err(StoreError::Corrupt))
-            .transpose()
+        let Some((text, expire)) = self.timed("get", query.fetch_optional(&inner.pool)).await?
+        else {
+            return Ok(None);
+        };
+        let loaded = LoadedRecord::from_json(text.into_bytes()).map_err(StoreError::Corrupt)?;
+        Ok(Some(match Duration::try_from_secs_f64(expire) {
+            Ok(since_epoch) => loaded.with_deadline(UNIX_EPOCH + since_epoch),
+            Err(_) => loaded,
+        }))
     }
 
     async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
@@ -667,8 +674,12 @@ impl SessionStore for PostgresStore {
         )))
     }
 
-    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+    async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
         let inner = &self.inner;
+        if !touch.is_due(inner.ttl) {
+            return Ok(Outcome::Applied);
+        }
+        let cookie = touch.cookie();
         if self.expired(cookie) {
             return self.destroy(id).await;
         }

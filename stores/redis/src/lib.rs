@@ -23,7 +23,9 @@
 //!   express-session's compact JSON text, `"cookie"` first, and the TTL is whole seconds,
 //!   rounded up, from the cookie's `expires`, or the store's `ttl` (one day) for a
 //!   browser-session cookie. A touch is an `EXPIRE` that leaves the text alone. Node and
-//!   Rust services read and write the same keys during a migration.
+//!   Rust services read and write the same keys during a migration. A load reads the
+//!   text and the key's TTL in one script, so that with the layer's `touch_after` a
+//!   read-only request costs one round trip.
 //!
 //!   A patch is applied to the stored text in Rust, keeping every byte it does not
 //!   change, and written by a script only if the stored text still hashes
@@ -68,7 +70,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, ScriptInvocation, Value};
 use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
-use tessera::{LoadedRecord, Patch, RecordView, SessionCookie};
+use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 
 mod scripts;
 
@@ -328,9 +330,13 @@ impl RedisStore {
     }
 
     async fn get_text(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
-        let text: Option<Vec<u8>> = self.run("GET", redis::cmd("GET").arg(self.key(id))).await?;
-        text.map(|t| LoadedRecord::from_json(t).map_err(StoreError::Corrupt))
-            .transpose()
+        let call = scripts::GET_WITH_TTL.key(self.key(id));
+        let found: Option<(Vec<u8>, i64)> = self.eval("get", &call).await?;
+        let Some((text, pttl)) = found else {
+            return Ok(None);
+        };
+        let loaded = LoadedRecord::from_json(text).map_err(StoreError::Corrupt)?;
+        Ok(Some(with_ttl(loaded, pttl)))
     }
 
     async fn get_hash(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
@@ -341,10 +347,8 @@ impl RedisStore {
         }
         // The key's TTL is the session's deadline; the stored cookie's `expires` is only
         // rewritten when its attributes change.
-        let deadline = u64::try_from(pttl)
-            .ok()
-            .map(|ms| SystemTime::now() + Duration::from_millis(ms));
-        hash_record(pairs, deadline).map(Some)
+        let deadline = deadline(pttl);
+        hash_record(pairs, deadline).map(|loaded| Some(with_ttl(loaded, pttl)))
     }
 
     async fn patch_text(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
@@ -496,6 +500,21 @@ fn finish<T>(
     }
 }
 
+/// When a key with `pttl` milliseconds left expires (`None` without a TTL).
+fn deadline(pttl: i64) -> Option<SystemTime> {
+    u64::try_from(pttl)
+        .ok()
+        .map(|ms| SystemTime::now() + Duration::from_millis(ms))
+}
+
+/// `loaded`, knowing when its key expires.
+fn with_ttl(loaded: LoadedRecord, pttl: i64) -> LoadedRecord {
+    match deadline(pttl) {
+        Some(at) => loaded.with_deadline(at),
+        None => loaded,
+    }
+}
+
 fn outcome(answer: i64) -> Result<Outcome, StoreError> {
     match answer {
         0 => Ok(Outcome::Missing),
@@ -603,7 +622,11 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn touch(&self, id: &str, cookie: &SessionCookie) -> Result<Outcome, StoreError> {
+    async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
+        if !touch.is_due(self.settings.ttl) {
+            return Ok(Outcome::Applied);
+        }
+        let cookie = touch.cookie();
         let key = self.key(id);
         let set: i64 = match self.settings.layout {
             // connect-redis: `EXPIRE key ttl`, the text left as it is; a TTL ≤ 0 deletes.

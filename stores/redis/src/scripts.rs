@@ -29,6 +29,18 @@ return 1
     )
 });
 
+/// Text layout: the value and its remaining TTL in milliseconds, in one round trip
+/// (nil when the key is missing).
+pub(crate) static GET_WITH_TTL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local text = redis.call('GET', KEYS[1])
+if not text then return false end
+return {text, redis.call('PTTL', KEYS[1])}
+",
+    )
+});
+
 /// Hash layout: the fields of the hash and its remaining TTL in milliseconds, in one
 /// round trip.
 pub(crate) static HASH_GET: LazyLock<Script> = LazyLock::new(|| {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::cookie::SessionCookie;
-use crate::record::{FieldChange, LoadedRecord, Patch, RecordView};
+use crate::record::{FieldChange, LoadedRecord, Patch, RecordView, Touch};
 use crate::store::{Outcome, SessionAdmin, SessionStore, StoreError};
 use crate::time;
 
@@ -314,7 +314,10 @@ impl MemoryStore {
         };
         match shard.get(slot) {
             Some(s) if s.deadline > now => blob::decode_loaded(&s.blob, s.deadline)
-                .map(Some)
+                .map(|mut loaded| {
+                    loaded.deadline = Some(s.deadline);
+                    Some(loaded)
+                })
                 .map_err(StoreError::Corrupt),
             _ => {
                 shard.remove(slot);
@@ -516,9 +519,15 @@ impl SessionStore for MemoryStore {
     fn touch(
         &self,
         id: &str,
-        cookie: &SessionCookie,
+        touch: Touch<'_>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
-        std::future::ready(Ok(self.touch_now(id, cookie)))
+        let ttl = Duration::from_millis(u64::try_from(self.inner.default_ttl_ms).unwrap_or(0));
+        let outcome = if touch.is_due(ttl) {
+            self.touch_now(id, touch.cookie())
+        } else {
+            Outcome::Applied
+        };
+        std::future::ready(Ok(outcome))
     }
 
     fn rotate(
