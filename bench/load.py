@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Drives bench_server with wrk and writes the comparison table (see run.sh)."""
-import argparse, os, re, subprocess, time, urllib.request, datetime, platform
+import argparse, os, re, socket, subprocess, threading, time, urllib.request, datetime, platform
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-SERVERS = ["bare", "tessera", "tower-sessions"]
+SETS = {
+    "memory": ["bare", "tessera", "tower-sessions"],
+    "redis": ["bare", "tessera-redis", "tessera-redis-hash", "tower-sessions-redis", "express-redis"],
+    "pg": ["bare", "tessera-pg", "tower-sessions-pg", "express-pg"],
+}
+SERVERS = SETS["memory"]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIOS = [
     ("A", "/", True, "existing session, views += 1"),
     ("A-read", "/read", True, "existing session, read only"),
@@ -50,9 +56,115 @@ def session_cookie(port):
 
 
 def start(binary, kind):
-    proc = subprocess.Popen(["taskset", "-c", "0", binary, kind, "0"], stdout=subprocess.PIPE, text=True)
-    port = int(proc.stdout.readline().split()[1])
-    return proc, port
+    if kind.startswith("express-"):
+        cmd = ["node", os.path.join(ROOT, "bench", "node", "views.js"), kind.split("-", 1)[1], "0"]
+    else:
+        cmd = [binary, kind, "0"]
+    proc = subprocess.Popen(["taskset", "-c", "0"] + cmd, stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("listening "):
+        raise SystemExit(f"{kind} did not start: {line!r}")
+    return proc, int(line.split()[1])
+
+
+def redis_url():
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+    return url if "/" in url[len("redis://"):] else url + "/15"
+
+
+def redis_cli(*args):
+    return subprocess.run(["redis-cli", "-u", redis_url(), *args], capture_output=True, text=True, timeout=30).stdout
+
+
+def redis_info(key):
+    for line in redis_cli("INFO").splitlines():
+        if line.startswith(key + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def psql(sql):
+    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tessera_bench")
+    return subprocess.run(["psql", url, "-Atc", sql], capture_output=True, text=True, timeout=60).stdout.strip()
+
+
+def store_pids(store):
+    """The processes of the store, whose CPU time is the store's share of a request."""
+    if store == "redis":
+        pid = redis_info("process_id")
+        return [int(pid)] if pid else []
+    if store == "pg":
+        out = subprocess.run(["pgrep", "-x", "postgres"], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+    return []
+
+
+def store_ticks(pids):
+    total = 0
+    for pid in pids:
+        try:
+            total += cpu_ticks(pid)
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            pass  # a PostgreSQL backend that ended meanwhile
+    return total
+
+
+def calibrate(store, port, path, cookie, n=300):
+    """Round trips (top-level store commands) and bytes sent to the store per request,
+    counted over `n` sequential requests: Redis' MONITOR (commands run inside a script
+    are not round trips and are left out) and its input byte counter; PostgreSQL's
+    committed transactions (every statement here is its own transaction)."""
+    def send():
+        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if cookie:
+            req.add_header("Cookie", cookie)
+        with urllib.request.urlopen(req) as r:
+            r.read()
+    if store == "redis":
+        db = redis_url().rsplit("/", 1)[1]
+        host, port_ = redis_url()[len("redis://"):].split("/")[0].rsplit(":", 1)
+        monitor = socket.create_connection((host, int(port_)))
+        monitor.sendall(b"MONITOR\r\n")
+        seen = bytearray()
+        done = threading.Event()
+
+        def read():
+            monitor.settimeout(0.2)
+            while not done.is_set():
+                try:
+                    chunk = monitor.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    break
+                seen.extend(chunk)
+        reader = threading.Thread(target=read)
+        reader.start()
+        time.sleep(0.2)
+        before = int(redis_info("total_net_input_bytes"))
+        for _ in range(n):
+            send()
+        after = int(redis_info("total_net_input_bytes"))
+        time.sleep(0.5)
+        done.set()
+        reader.join()
+        monitor.close()
+        # "+1700000000.123456 [15 127.0.0.1:5555] "GET" ...": a command a client sent
+        # (a script's own commands show as "[15 lua]").
+        lines = seen.decode("utf-8", "replace").split("\r\n")
+        commands = sum(1 for l in lines if f"[{db} 127.0.0.1:" in l)
+        return commands / n, (after - before) / n
+    if store == "pg":
+        query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        psql("SELECT pg_stat_clear_snapshot()")
+        time.sleep(1.5)
+        before = int(psql(query))
+        for _ in range(n):
+            send()
+        time.sleep(1.5)
+        after = int(psql(query))
+        return (after - before - 1) / n, None
+    return None, None
 
 
 def median(xs):
@@ -60,42 +172,58 @@ def median(xs):
     return xs[len(xs) // 2]
 
 
-def run_all(binary, duration, connections, rounds, scenarios):
+def reset_store(store):
+    if store == "redis":
+        redis_cli("FLUSHDB")
+    elif store == "pg":
+        for table in ["session", "session_express"]:
+            psql(f'TRUNCATE TABLE "{table}"') if psql(f"SELECT to_regclass('\"{table}\"')") else None
+        if psql("SELECT to_regclass('tower_sessions.session')"):
+            psql("TRUNCATE TABLE tower_sessions.session")
+
+
+def run_all(binary, duration, connections, rounds, scenarios, servers=None, store="memory"):
     """All three servers run side by side (idle ones cost nothing); every scenario is
     measured in `rounds` interleaved rounds (the order of the servers rotating from round
     to round), and the median round is reported, so that a burst of noise on this shared
     machine hits one round of one server, not a column."""
-    servers = {kind: start(binary, kind) for kind in SERVERS}
+    order_all = servers or SERVERS
+    reset_store(store)
+    servers = {kind: start(binary, kind) for kind in order_all}
+    pids = store_pids(store)
     try:
         cookies = {kind: session_cookie(port) for kind, (_, port) in servers.items()}
         # Bare axum sets no cookie; it gets Tessera's in A and A-read, so that every
         # server parses the same request and "added over bare" is the session's own cost.
-        cookies["bare"] = cookies["tessera"]
+        cookies["bare"] = cookies[order_all[1]]
         for kind, (_, port) in servers.items():
             wrk(f"http://127.0.0.1:{port}/", cookies[kind], 2, connections)
         rows = []
         for name, path, with_cookie, _ in (s for s in SCENARIOS if s[0] in scenarios):
-            samples = {kind: [] for kind in SERVERS}
-            grown = {kind: [0, 0] for kind in SERVERS}
+            samples = {kind: [] for kind in order_all}
+            grown = {kind: [0, 0] for kind in order_all}
             for round_no in range(rounds):
                 # Rotate the order every round, so no server always runs first or last.
-                order = SERVERS[round_no % len(SERVERS):] + SERVERS[:round_no % len(SERVERS)]
+                order = order_all[round_no % len(order_all):] + order_all[:round_no % len(order_all)]
                 for kind in order:
                     proc, port = servers[kind]
                     rss_before = status_kb(proc.pid, "VmRSS")
-                    t0 = cpu_ticks(proc.pid)
+                    t0, s0 = cpu_ticks(proc.pid), store_ticks(pids)
                     n, rps, p50, p99, bad = wrk(f"http://127.0.0.1:{port}{path}", cookies[kind] if with_cookie else None, duration, connections)
                     cpu_us = (cpu_ticks(proc.pid) - t0) / CLK_TCK * 1e6 / n
+                    store_us = (store_ticks(pids) - s0) / CLK_TCK * 1e6 / n
                     grown[kind][0] += (status_kb(proc.pid, "VmRSS") - rss_before) * 1024
                     grown[kind][1] += n
-                    samples[kind].append(dict(rps=rps, p50=p50, p99=p99, cpu_us=cpu_us, bad=bad))
-            for kind in SERVERS:
+                    samples[kind].append(dict(rps=rps, p50=p50, p99=p99, cpu_us=cpu_us, store_us=store_us, bad=bad))
+            for kind in order_all:
                 s = samples[kind]
+                trips, sent = (None, None) if kind == "bare" else calibrate(store, servers[kind][1], path, cookies[kind] if with_cookie else None)
                 row = dict(server=kind, scenario=name,
                            rps=median([x["rps"] for x in s]), p50=median([x["p50"] for x in s]),
                            p99=median([x["p99"] for x in s]), cpu_us=median([x["cpu_us"] for x in s]),
                            cpu_all=[x["cpu_us"] for x in s], bad=sum(x["bad"] for x in s),
-                           per_session=grown[kind][0] / grown[kind][1] if name == "B" and kind != "bare" else None)
+                           store_us=median([x["store_us"] for x in s]), trips=trips, sent=sent,
+                           per_session=grown[kind][0] / grown[kind][1] if name == "B" and kind != "bare" and store == "memory" else None)
                 rows.append(row)
         for kind, (proc, _) in servers.items():
             peak = status_kb(proc.pid, "VmHWM")
@@ -117,7 +245,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scenarios", default="A,A-read,B", help="comma-separated subset, for a quick look")
     ap.add_argument("--out")
+    ap.add_argument("--set", default="memory", choices=sorted(SETS), help="memory, redis or pg")
     a = ap.parse_args()
+    if a.set != "memory":
+        return network(a)
     rows = run_all(a.server, a.duration, a.connections, a.rounds, a.scenarios.split(","))
     bare = {r["scenario"]: r for r in rows if r["server"] == "bare"}
     lines = [
@@ -173,6 +304,62 @@ created. Compare ratios, not absolute numbers: they depend on the machine.
 {table}
 
 {marker}{kept}""")
+
+
+def network(a):
+    """The Redis or PostgreSQL set: one section of RESULTS.md, between its markers."""
+    rows = run_all(a.server, a.duration, a.connections, a.rounds, a.scenarios.split(","), SETS[a.set], a.set)
+    bare = {r["scenario"]: r for r in rows if r["server"] == "bare"}
+    store = {"redis": "Redis", "pg": "PostgreSQL"}[a.set]
+    lines = [
+        f"| scenario | server | req/s | p50 µs | p99 µs | server CPU µs/req (rounds) | added over bare µs | {store} CPU µs/req | round trips/req | bytes to {store}/req | non-2xx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, _, _, desc in SCENARIOS:
+        if name not in bare:
+            continue
+        for r in (r for r in rows if r["scenario"] == name):
+            b = bare[name]
+            paired = [c - bc for c, bc in zip(r["cpu_all"], b["cpu_all"])]
+            added = "—" if r["server"] == "bare" else f"{median(paired):+.1f}"
+            trips = "—" if r["trips"] is None else f"{r['trips']:.2f}"
+            sent = "—" if r["sent"] is None else f"{r['sent']:.0f}"
+            store_us = "—" if r["server"] == "bare" else f"{r['store_us']:.1f}"
+            lines.append(
+                f"| {name}: {desc} | {r['server']} | {r['rps']:.0f} | {r['p50']:.0f} | {r['p99']:.0f} | "
+                f"{r['cpu_us']:.1f} ({' / '.join(f'{c:.0f}' for c in r['cpu_all'])}) | {added} | {store_us} | {trips} | {sent} | {r['bad']} |"
+            )
+    table = "\n".join(lines)
+    print(table)
+    if not a.out:
+        return
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip() or "?"
+    begin, end = f"<!-- begin {a.set} run -->", f"<!-- end {a.set} run -->"
+    section = f"""{begin}
+## {store}: one run
+
+One run of `SET={a.set} bash bench/run.sh` at commit {commit} ({a.rounds} interleaved rounds of {a.duration} s per server
+and scenario, medians reported; {a.connections} connections, wrk pinned to core 1, the servers to core 0,
+{store} unpinned), {datetime.date.today()}, on {cpu} ({os.cpu_count()} cores).
+
+Every server serves the "views" demo on {store}, configured alike (no resave, no saving of
+uninitialized sessions, no rolling, a signed browser-session cookie); Tessera sets
+`touch_after` to 60 s. "{store} CPU" is the store's processes' CPU time per request in the
+same rounds. "Round trips" and "bytes" are counted over 300 sequential requests after the
+timed rounds: {"commands the server sent (MONITOR, without the commands a script runs) and Redis' input byte counter" if a.set == "redis" else "committed transactions (each statement is its own)"}.
+
+{table}
+{end}"""
+    previous = open(a.out).read() if os.path.exists(a.out) else ""
+    if begin in previous and end in previous:
+        head, rest = previous.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        text = head + section + tail
+    else:
+        text = previous.rstrip() + "\n\n" + section + "\n"
+    with open(a.out, "w") as f:
+        f.write(text)
 
 
 if __name__ == "__main__":

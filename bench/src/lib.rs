@@ -7,6 +7,8 @@
 use axum::Router;
 use axum::routing::get;
 
+pub mod network;
+
 /// Which server to build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

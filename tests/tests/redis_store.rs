@@ -488,3 +488,148 @@ async fn with_touch_after_a_read_only_request_renews_nothing_and_without_it_rene
         }
     }
 }
+
+/// A small deterministic generator of JSON texts.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn ws(&mut self) -> &'static str {
+        ["", "", "", " ", "\n  ", "\t"][self.below(6)]
+    }
+
+    fn string(&mut self) -> String {
+        const PIECES: &[&str] = &[
+            "a", "Zoë", "日本", "\\\"", "\\\\", "\\/", "\\u00e9", "\\n", "}", "{", "]", "[", ",",
+            ":", " ", "x y", "🦀",
+        ];
+        let mut s = String::from("\"");
+        for _ in 0..self.below(6) {
+            s.push_str(PIECES[self.below(PIECES.len())]);
+        }
+        s.push('"');
+        s
+    }
+
+    fn value(&mut self, depth: usize) -> String {
+        match self.below(if depth > 2 { 6 } else { 8 }) {
+            0 => self.below(100_000).to_string(),
+            1 => {
+                ["1.50", "-0.0", "1e21", "2.5E-3", "12345678901234567890"][self.below(5)].to_owned()
+            }
+            2 => self.string(),
+            3 => ["true", "false", "null"][self.below(3)].to_owned(),
+            4 => "[]".to_owned(),
+            5 => "{}".to_owned(),
+            6 => {
+                let items: Vec<String> =
+                    (0..self.below(4)).map(|_| self.value(depth + 1)).collect();
+                let sep = format!(",{}", self.ws());
+                format!("[{}{}]", self.ws(), items.join(&sep))
+            }
+            _ => {
+                let items: Vec<String> = (0..self.below(4))
+                    .map(|_| {
+                        let k = self.string();
+                        let ws = self.ws();
+                        format!("{k}{ws}:{}", self.value(depth + 1))
+                    })
+                    .collect();
+                format!("{{{}}}", items.join(","))
+            }
+        }
+    }
+
+    fn key(&mut self) -> String {
+        [
+            "views", "user", "cart", "k1", "k2", "Zoë", "a b", "日本", "cookie2", "x",
+        ][self.below(10)]
+        .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn the_patch_script_writes_exactly_what_patch_apply_to_json_writes() {
+    let test = "the_patch_script_writes_exactly_what_patch_apply_to_json_writes";
+    let Some(store) = single(test, Layout::ConnectRedis).await else {
+        return;
+    };
+    let raw = Raw::single().await;
+    let mut cookie = SessionCookie::default();
+    cookie.set_max_age(Some(Duration::from_secs(600)));
+    let stored_cookie = cookie.to_json();
+    let mut g = Gen(0x2545_f491_4f6c_dd1d);
+    for round in 0..1500 {
+        // A stored text: the cookie somewhere among the entries, keys maybe repeated,
+        // some with escapes (the script declines those; the store falls back).
+        let mut entries = Vec::new();
+        let n = g.below(7);
+        let cookie_at = g.below(n + 1);
+        for i in 0..=n {
+            if i == cookie_at {
+                entries.push(format!("\"cookie\":{stored_cookie}"));
+            }
+            if i < n {
+                let key = if g.below(40) == 0 {
+                    "k\\\"q".to_owned()
+                } else {
+                    g.key()
+                };
+                let (a, b) = (g.ws(), g.ws());
+                entries.push(format!("\"{key}\"{a}:{b}{}", g.value(0)));
+            }
+        }
+        let sep = format!(",{}", g.ws());
+        let text = format!("{}{{{}{}}}{}", g.ws(), g.ws(), entries.join(&sep), g.ws());
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| {
+            panic!("round {round}: the generator wrote bad JSON ({e}): {text}")
+        });
+        let changes: Vec<FieldChange> = (0..g.below(5))
+            .map(|_| {
+                let key = if g.below(15) == 0 {
+                    "cookie".to_owned()
+                } else {
+                    g.key()
+                };
+                if g.below(3) == 0 {
+                    FieldChange::remove(key)
+                } else {
+                    let value: serde_json::Value = serde_json::from_str(&g.value(0)).unwrap();
+                    FieldChange::set(key, value)
+                }
+            })
+            .collect();
+        let id = format!("gen-{round}");
+        let _: () = raw
+            .query(
+                redis::cmd("SET")
+                    .arg(store.key(&id))
+                    .arg(&text)
+                    .arg("EX")
+                    .arg(60),
+            )
+            .await;
+        let patch = Patch::new(&cookie, &changes);
+        let expected = patch.apply_to_json(text.as_bytes()).unwrap();
+        assert_eq!(
+            store.patch(&id, patch).await.unwrap(),
+            tessera::Outcome::Applied
+        );
+        let written: Vec<u8> = raw.query(redis::cmd("GET").arg(store.key(&id))).await;
+        assert_eq!(
+            String::from_utf8_lossy(&written),
+            String::from_utf8_lossy(&expected),
+            "round {round}: {text} with {changes:?}"
+        );
+    }
+}

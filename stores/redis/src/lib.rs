@@ -27,12 +27,15 @@
 //!   text and the key's TTL in one script, so that with the layer's `touch_after` a
 //!   read-only request costs one round trip.
 //!
-//!   A patch is applied to the stored text in Rust, keeping every byte it does not
-//!   change, and written by a script only if the stored text still hashes
-//!   (`redis.sha1hex`) to the one it was applied to; otherwise the script answers the
-//!   current text in the same round trip, and the patch is applied again to that (a few
-//!   times at most). The text the session was loaded from is the first guess, so a
-//!   changed session costs two round trips: the load and the write.
+//!   A patch is applied inside Redis by a script that sends only the changes: it finds
+//!   the top-level entries of the stored text with a scanner (no `cjson`, which would
+//!   rewrite numbers, escape `/` and turn `[]` into `{}`), copies every unchanged value
+//!   byte for byte, and writes the text that `tessera::Patch::apply_to_json` would
+//!   write. It is atomic, so concurrent patches of different fields all survive without
+//!   retries, and a changed session costs two round trips: the load and the patch. A
+//!   text the scanner declines (a key with escapes) is patched in Rust instead, and
+//!   written by a script only if the stored text still hashes (`redis.sha1hex`) to the
+//!   one it was applied to, retried on conflict.
 //! - [`Layout::Hash`] keeps one Redis hash per session: a field per session field (its
 //!   JSON text) and one for the cookie. A patch sends only the changed fields, so a
 //!   one-field change of a 10 KB session sends a few dozen bytes. Node services cannot
@@ -354,6 +357,30 @@ impl RedisStore {
     async fn patch_text(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
         let key = self.key(id);
         let ttl = self.ttl_secs(patch.cookie());
+        // In place, by the script (one round trip, only the changes sent)...
+        let mut call = scripts::PATCH_TEXT.key(&key);
+        call.arg(ttl)
+            .arg(patch.cookie().to_json())
+            .arg(patch.changes().len());
+        for change in patch.changes() {
+            // The key as it is written between quotes.
+            let quoted = serde_json::to_string(&change.key)
+                .map_err(|e| StoreError::Corrupt(tessera::RecordError::Json(e)))?;
+            call.arg(&quoted[1..quoted.len() - 1]);
+            match &change.value {
+                Some(value) => call.arg(
+                    serde_json::to_vec(value)
+                        .map_err(|e| StoreError::Corrupt(tessera::RecordError::Json(e)))?,
+                ),
+                None => call.arg(""),
+            };
+        }
+        match self.eval::<i64>("patch", &call).await? {
+            -1 => {}
+            answer => return outcome(answer),
+        }
+        // ...or, for a text the script does not read (a key with escapes), by
+        // compare-and-set on the text, patched here by serde_json's reading of it.
         // The text the session was loaded from is the first guess; without one, the
         // first attempt (which cannot match) fetches the current text.
         let mut current: Option<Vec<u8>> = patch.loaded_text().map(<[u8]>::to_vec);

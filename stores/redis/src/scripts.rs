@@ -9,6 +9,130 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
+/// Text layout: apply a patch to the stored JSON text, atomically, without decoding it.
+///
+/// `ARGV[1]` is the TTL in seconds (≤ 0 deletes), `ARGV[2]` the cookie's JSON, `ARGV[3]`
+/// the number of changes, then for each change its key as it is written between quotes
+/// and its value's JSON (empty: remove the key). The top-level entries are found by a
+/// scanner that jumps with `string.find` and never decodes a value; the text is
+/// rebuilt exactly as `tessera::Patch::apply_to_json` rebuilds it: `{"cookie":…`, then
+/// every other entry as `"key":value` with unchanged values copied byte for byte and
+/// changed ones replaced (the last change of a key wins), then the added keys, each at
+/// the place of its last change. (A test compares the two on generated texts.) Answers 0 when the key is missing, 1
+/// when written, and -1 (writing nothing) for a text it does not read (a key with
+/// escapes, or not a JSON object), which the store then patches by compare-and-set.
+pub(crate) static PATCH_TEXT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local text = redis.call('GET', KEYS[1])
+if not text then return 0 end
+local ttl = tonumber(ARGV[1])
+if ttl <= 0 then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+local n = tonumber(ARGV[3])
+local changes, last = {}, {}
+for c = 0, n - 1 do
+  local k, v = ARGV[4 + 2 * c], ARGV[5 + 2 * c]
+  last[k] = c
+  if v == '' then changes[k] = false else changes[k] = v end
+end
+local find, byte, sub = string.find, string.byte, string.sub
+local function ws(j) return find(text, '[^ \t\n\r]', j) end
+local function skip_string(j)
+  while true do
+    local k = find(text, '["\\]', j)
+    if not k then return nil end
+    if byte(text, k) == 34 then return k + 1 end
+    j = k + 2
+  end
+end
+local function skip_value(j)
+  local c = byte(text, j)
+  if c == 34 then return skip_string(j + 1) end
+  if c == 123 or c == 91 then
+    local depth = 0
+    while true do
+      local k = find(text, '["{}%[%]]', j)
+      if not k then return nil end
+      local b = byte(text, k)
+      if b == 34 then
+        j = skip_string(k + 1)
+        if not j then return nil end
+      elseif b == 123 or b == 91 then
+        depth = depth + 1
+        j = k + 1
+      else
+        depth = depth - 1
+        if depth < 0 then return nil end
+        j = k + 1
+        if depth == 0 then return j end
+      end
+    end
+  end
+  local k = find(text, '[,}%] \t\n\r:]', j)
+  if k == nil then k = #text + 1 end
+  if k == j then return nil end
+  return k
+end
+local out = {'{"cookie":', ARGV[2]}
+local done = {}
+local i = ws(1)
+if not i or byte(text, i) ~= 123 then return -1 end
+i = ws(i + 1)
+if not i then return -1 end
+if byte(text, i) == 125 then
+  if ws(i + 1) then return -1 end
+else
+  while true do
+    if byte(text, i) ~= 34 then return -1 end
+    local q = find(text, '["\\]', i + 1)
+    if not q or byte(text, q) ~= 34 then return -1 end
+    local key = sub(text, i + 1, q - 1)
+    local colon = ws(q + 1)
+    if not colon or byte(text, colon) ~= 58 then return -1 end
+    local vstart = ws(colon + 1)
+    if not vstart then return -1 end
+    local vend = skip_value(vstart)
+    if not vend then return -1 end
+    if key ~= 'cookie' then
+      local change = changes[key]
+      if change == nil then
+        out[#out + 1] = ',"' .. key .. '":' .. sub(text, vstart, vend - 1)
+      else
+        done[key] = true
+        if change then out[#out + 1] = ',"' .. key .. '":' .. change end
+      end
+    end
+    local d = ws(vend)
+    if not d then return -1 end
+    local b = byte(text, d)
+    if b == 44 then
+      i = ws(d + 1)
+      if not i then return -1 end
+    elseif b == 125 then
+      if ws(d + 1) then return -1 end
+      break
+    else
+      return -1
+    end
+  end
+end
+for c = 0, n - 1 do
+  local k = ARGV[4 + 2 * c]
+  local change = changes[k]
+  if last[k] == c and change and not done[k] and k ~= 'cookie' then
+    out[#out + 1] = ',"' .. k .. '":' .. change
+  end
+end
+out[#out + 1] = '}'
+redis.call('SET', KEYS[1], table.concat(out), 'EX', ttl)
+return 1
+"#,
+    )
+});
+
 /// Text layout: write `ARGV[2]` (with a TTL of `ARGV[3]` seconds; ≤ 0 deletes) only if
 /// the stored text still hashes to `ARGV[1]`. Answers 0 when the key is missing, 1 when
 /// written, or the current text when it changed since it was read.
