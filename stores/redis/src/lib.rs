@@ -53,11 +53,13 @@
 //!
 //! ## The client
 //!
-//! [redis-rs](https://docs.rs/redis) with its `ConnectionManager` (one multiplexed,
-//! pipelined connection shared by every request, reconnected after a failure or a Redis
-//! restart) and its async cluster client. It was chosen over fred for its smaller
-//! dependency tree (tokio, no extra runtime machinery) and because a script that is
-//! not yet cached on a node is loaded and retried for you. Every call is bounded by a
+//! [redis-rs](https://docs.rs/redis): one multiplexed, pipelined connection shared by
+//! every request, replaced after a failure or a Redis restart (`conn.rs` says why not
+//! its `ConnectionManager`), and its async cluster client, which reconnects by itself.
+//! It was chosen over fred for its smaller dependency tree (tokio, no extra runtime
+//! machinery) and because a script that is not yet cached on a node is loaded and
+//! retried for you; in the benchmark it also costs less CPU per command than
+//! tower-sessions-redis-store on fred. Every call is bounded by a
 //! timeout ([`RedisStore::with_timeout`], one second by default), so a hung Redis becomes
 //! the layer's `StoreErrorPolicy` answer rather than a hung request.
 
@@ -68,13 +70,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, ScriptInvocation, Value};
+use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisFuture, ScriptInvocation, Value};
 use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
 use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 
+mod conn;
 mod scripts;
 
 /// The fields of a session hash, as `HGETALL` answers them.
@@ -133,8 +136,43 @@ pub enum RedisStoreError {
 
 #[derive(Clone)]
 enum Conn {
-    Single(ConnectionManager),
+    Single(conn::Single),
     Cluster(ClusterConnection),
+}
+
+/// The connection one call uses.
+enum Live {
+    /// A single server's connection, and its generation.
+    Single(u64, MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Live {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(_, c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(_, c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(_, c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// A [`SessionStore`] on Redis or Redis Cluster. Cloning gives another handle to the
@@ -178,24 +216,27 @@ impl RedisStore {
         Self::from_client(redis::Client::open(url)?).await
     }
 
-    /// Connects through an existing redis-rs client (one server).
+    /// Connects through an existing redis-rs client (one server). The store keeps one
+    /// multiplexed connection, shared by every request and replaced after a failure.
     ///
     /// # Errors
     ///
     /// [`ConnectError`] when the server does not answer.
     pub async fn from_client(client: redis::Client) -> Result<Self, ConnectError> {
-        let config = ConnectionManagerConfig::new()
+        let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let manager = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self::from_connection_manager(manager))
+            .set_response_timeout(None);
+        Ok(Self::with_conn(Conn::Single(
+            conn::Single::connect(client, config).await?,
+        )))
     }
 
-    /// Uses an existing connection manager (one server), shared with the application.
-    pub fn from_connection_manager(manager: ConnectionManager) -> Self {
-        Self::with_conn(Conn::Single(manager))
+    /// Shares an existing multiplexed connection of the application (one server);
+    /// `client` makes a new one if it fails.
+    pub fn from_connection(client: redis::Client, connection: MultiplexedConnection) -> Self {
+        Self::with_conn(Conn::Single(conn::Single::from_connection(
+            client, connection,
+        )))
     }
 
     /// Connects to a Redis Cluster through any of its nodes.
@@ -302,19 +343,49 @@ impl RedisStore {
         ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
     }
 
+    /// The connection for one call.
+    async fn live(&self, command: &'static str) -> Result<Live, StoreError> {
+        match &self.conn {
+            Conn::Single(single) => match single.get().await {
+                Ok((generation, c)) => Ok(Live::Single(generation, c)),
+                Err(source) => Err(StoreError::backend(RedisStoreError::Redis {
+                    command,
+                    source,
+                })),
+            },
+            Conn::Cluster(c) => Ok(Live::Cluster(c.clone())),
+        }
+    }
+
+    /// Marks the connection of `live` broken after `answer`, if the connection failed
+    /// or did not answer in time: the next call connects again.
+    fn settle<T>(
+        &self,
+        live: &Live,
+        answer: &Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) {
+        if let (Conn::Single(single), Live::Single(generation, _)) = (&self.conn, live) {
+            let broken = match answer {
+                Ok(Err(e)) => conn::is_connection_error(e),
+                Ok(Ok(_)) => false,
+                Err(_) => true,
+            };
+            if broken {
+                single.failed(*generation);
+            }
+        }
+    }
+
     async fn run<T: FromRedisValue>(
         &self,
         command: &'static str,
         cmd: &Cmd,
     ) -> Result<T, StoreError> {
+        let mut live = self.live(command).await?;
         let timeout = self.settings.timeout;
-        let call = async {
-            match self.conn.clone() {
-                Conn::Single(mut c) => cmd.query_async::<T>(&mut c).await,
-                Conn::Cluster(mut c) => cmd.query_async::<T>(&mut c).await,
-            }
-        };
-        finish(command, timeout, tokio::time::timeout(timeout, call).await)
+        let answer = tokio::time::timeout(timeout, cmd.query_async::<T>(&mut live)).await;
+        self.settle(&live, &answer);
+        finish(command, timeout, answer)
     }
 
     async fn eval<T: FromRedisValue>(
@@ -322,14 +393,11 @@ impl RedisStore {
         command: &'static str,
         script: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
+        let mut live = self.live(command).await?;
         let timeout = self.settings.timeout;
-        let call = async {
-            match self.conn.clone() {
-                Conn::Single(mut c) => invoke(script, &mut c).await,
-                Conn::Cluster(mut c) => invoke(script, &mut c).await,
-            }
-        };
-        finish(command, timeout, tokio::time::timeout(timeout, call).await)
+        let answer = tokio::time::timeout(timeout, script.invoke_async::<T>(&mut live)).await;
+        self.settle(&live, &answer);
+        finish(command, timeout, answer)
     }
 
     async fn get_text(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
@@ -453,60 +521,30 @@ impl RedisStore {
         Ok(Outcome::Applied)
     }
 
-    /// The keys of this store's prefix, scanned on every node.
+    /// The keys of this store's prefix: `SCAN` on one server, `KEYS` on every node of a
+    /// cluster (an admin operation, off the request path).
     async fn keys(&self) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}*", escape_glob(&self.settings.prefix));
-        let mut out = Vec::new();
-        match self.conn.clone() {
-            Conn::Single(mut c) => {
-                let mut cursor = 0u64;
-                loop {
-                    let (next, batch): (u64, Vec<String>) = self
-                        .timed("SCAN", async {
-                            redis::cmd("SCAN")
-                                .arg(cursor)
-                                .arg("MATCH")
-                                .arg(&pattern)
-                                .arg("COUNT")
-                                .arg(1000)
-                                .query_async(&mut c)
-                                .await
-                        })
-                        .await?;
-                    out.extend(batch);
-                    if next == 0 {
-                        break;
-                    }
-                    cursor = next;
-                }
-            }
-            Conn::Cluster(mut c) => {
-                let keys: Vec<String> = self
-                    .timed("KEYS", async {
-                        redis::cmd("KEYS").arg(&pattern).query_async(&mut c).await
-                    })
-                    .await?;
-                out = keys;
-            }
+        if let Conn::Cluster(_) = self.conn {
+            return self.run("KEYS", redis::cmd("KEYS").arg(&pattern)).await;
         }
-        Ok(out)
+        let mut out = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000);
+            let (next, batch): (u64, Vec<String>) = self.run("SCAN", &scan).await?;
+            out.extend(batch);
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
     }
-
-    async fn timed<T>(
-        &self,
-        command: &'static str,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, StoreError> {
-        let timeout = self.settings.timeout;
-        finish(command, timeout, tokio::time::timeout(timeout, call).await)
-    }
-}
-
-async fn invoke<T: FromRedisValue>(
-    script: &ScriptInvocation<'_>,
-    conn: &mut impl ConnectionLike,
-) -> redis::RedisResult<T> {
-    script.invoke_async(conn).await
 }
 
 fn finish<T>(
