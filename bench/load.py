@@ -42,7 +42,7 @@ def wrk(url, cookie, duration, connections):
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=duration + 30).stdout
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = {p: to_us(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)}
+    lat = {p: to_us(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if "50" not in lat or "99" not in lat:
         raise SystemExit(f"no latency distribution in wrk's output for {url}:\n{out}")
@@ -176,10 +176,21 @@ def reset_store(store):
     if store == "redis":
         redis_cli("FLUSHDB")
     elif store == "pg":
+        # connect-pg-simple's own DDL names every table's key "session_pkey": make its
+        # table here, with the same shape.
+        psql('CREATE TABLE IF NOT EXISTS "session_express" ("sid" varchar NOT NULL COLLATE "default", '
+             '"sess" json NOT NULL, "expire" timestamp(6) NOT NULL, '
+             'CONSTRAINT "session_express_pkey" PRIMARY KEY ("sid"))')
+        psql('CREATE INDEX IF NOT EXISTS "IDX_session_express_expire" ON "session_express" ("expire")')
         for table in ["session", "session_express"]:
             psql(f'TRUNCATE TABLE "{table}"') if psql(f"SELECT to_regclass('\"{table}\"')") else None
         if psql("SELECT to_regclass('tower_sessions.session')"):
             psql("TRUNCATE TABLE tower_sessions.session")
+
+
+def pin(pids, cpus):
+    for pid in pids:
+        subprocess.run(["taskset", "-pc", cpus, str(pid)], capture_output=True)
 
 
 def run_all(binary, duration, connections, rounds, scenarios, servers=None, store="memory"):
@@ -189,8 +200,12 @@ def run_all(binary, duration, connections, rounds, scenarios, servers=None, stor
     machine hits one round of one server, not a column."""
     order_all = servers or SERVERS
     reset_store(store)
+    # The store shares core 1 with wrk, so that core 0 is the server's alone (its
+    # connections' PostgreSQL backends, forked after this, inherit the pinning).
+    pin(store_pids(store), "1")
     servers = {kind: start(binary, kind) for kind in order_all}
     pids = store_pids(store)
+    pin(pids, "1")
     try:
         cookies = {kind: session_cookie(port) for kind, (_, port) in servers.items()}
         # Bare axum sets no cookie; it gets Tessera's in A and A-read, so that every
@@ -234,6 +249,7 @@ def run_all(binary, duration, connections, rounds, scenarios, servers=None, stor
         for proc, _ in servers.values():
             proc.kill()
             proc.wait()
+        pin(store_pids(store), f"0-{os.cpu_count() - 1}")
     return rows
 
 
@@ -340,8 +356,8 @@ def network(a):
 ## {store}: one run
 
 One run of `SET={a.set} bash bench/run.sh` at commit {commit} ({a.rounds} interleaved rounds of {a.duration} s per server
-and scenario, medians reported; {a.connections} connections, wrk pinned to core 1, the servers to core 0,
-{store} unpinned), {datetime.date.today()}, on {cpu} ({os.cpu_count()} cores).
+and scenario, medians reported; {a.connections} connections, the servers pinned to core 0, wrk and
+{store} to core 1), {datetime.date.today()}, on {cpu} ({os.cpu_count()} cores).
 
 Every server serves the "views" demo on {store}, configured alike (no resave, no saving of
 uninitialized sessions, no rolling, a signed browser-session cookie); Tessera sets

@@ -24,7 +24,7 @@ async function store(kind) {
     const pg = need('pg');
     const PgStore = need('connect-pg-simple')(session);
     const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
-    return new PgStore({ pool, tableName: 'session_express', createTableIfMissing: true });
+    return new PgStore({ pool, tableName: 'session_express' });
   }
   throw new Error('store must be redis or pg');
 }

@@ -15,6 +15,7 @@ use tessera::{
     FieldChange, LoadedRecord, MemoryStore, Patch, Record, RecordView, SessionCookie, Touch,
 };
 
+pub mod jsongen;
 pub mod naive;
 pub mod node;
 pub mod proxy;

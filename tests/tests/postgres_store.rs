@@ -359,3 +359,48 @@ async fn a_cut_database_connection_answers_by_the_policy_and_the_pool_recovers()
     }
     drop_table(&store).await;
 }
+
+#[tokio::test]
+async fn the_patch_statement_writes_exactly_what_patch_apply_to_json_writes() {
+    let test = "the_patch_statement_writes_exactly_what_patch_apply_to_json_writes";
+    let Some((store, _)) = store(test).await else {
+        return;
+    };
+    let mut cookie = SessionCookie::default();
+    cookie.set_max_age(Some(Duration::from_secs(600)));
+    let stored_cookie = cookie.to_json();
+    let insert = format!(
+        "INSERT INTO {} (sid, sess, expire) VALUES ($1, $2::json, now() AT TIME ZONE $3 + interval '60 seconds')",
+        store.table()
+    );
+    let read = format!("SELECT sess::text FROM {} WHERE sid = $1", store.table());
+    let mut g = tessera_tests::jsongen::Gen::new(0x9e37_79b9_7f4a_7c15);
+    for round in 0..1000 {
+        let (text, changes) = g.record_and_changes(&stored_cookie);
+        let id = format!("gen-{round}");
+        sqlx::query(&insert)
+            .bind(&id)
+            .bind(&text)
+            .bind(store.time_zone())
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let patch = tessera::Patch::new(&cookie, &changes);
+        let expected = patch.apply_to_json(text.as_bytes()).unwrap();
+        assert_eq!(
+            store.patch(&id, patch).await.unwrap(),
+            tessera::Outcome::Applied
+        );
+        let written: String = sqlx::query_scalar(&read)
+            .bind(&id)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            written,
+            String::from_utf8_lossy(&expected),
+            "round {round}: {text} with {changes:?}"
+        );
+    }
+    drop_table(&store).await;
+}

@@ -17,6 +17,7 @@ use tessera::{
 };
 use tessera_redis::{Layout, RedisStore};
 use tessera_store_tests::{RawWriter, Suite};
+use tessera_tests::jsongen::Gen;
 use tessera_tests::proxy::TcpProxy;
 use tessera_tests::services::{redis_cluster_urls, redis_url, unavailable, unique};
 use tessera_tests::{Browser, id_of};
@@ -486,75 +487,6 @@ async fn with_touch_after_a_read_only_request_renews_nothing_and_without_it_rene
                 "{layout:?}, touch_after {after:?}: {pttl} ms left"
             );
         }
-    }
-}
-
-/// A small deterministic generator of JSON texts.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn ws(&mut self) -> &'static str {
-        ["", "", "", " ", "\n  ", "\t"][self.below(6)]
-    }
-
-    fn string(&mut self) -> String {
-        const PIECES: &[&str] = &[
-            "a", "Zoë", "日本", "\\\"", "\\\\", "\\/", "\\u00e9", "\\n", "}", "{", "]", "[", ",",
-            ":", " ", "x y", "🦀",
-        ];
-        let mut s = String::from("\"");
-        for _ in 0..self.below(6) {
-            s.push_str(PIECES[self.below(PIECES.len())]);
-        }
-        s.push('"');
-        s
-    }
-
-    fn value(&mut self, depth: usize) -> String {
-        match self.below(if depth > 2 { 6 } else { 8 }) {
-            0 => self.below(100_000).to_string(),
-            1 => {
-                ["1.50", "-0.0", "1e21", "2.5E-3", "12345678901234567890"][self.below(5)].to_owned()
-            }
-            2 => self.string(),
-            3 => ["true", "false", "null"][self.below(3)].to_owned(),
-            4 => "[]".to_owned(),
-            5 => "{}".to_owned(),
-            6 => {
-                let items: Vec<String> =
-                    (0..self.below(4)).map(|_| self.value(depth + 1)).collect();
-                let sep = format!(",{}", self.ws());
-                format!("[{}{}]", self.ws(), items.join(&sep))
-            }
-            _ => {
-                let items: Vec<String> = (0..self.below(4))
-                    .map(|_| {
-                        let k = self.string();
-                        let ws = self.ws();
-                        format!("{k}{ws}:{}", self.value(depth + 1))
-                    })
-                    .collect();
-                format!("{{{}}}", items.join(","))
-            }
-        }
-    }
-
-    fn key(&mut self) -> String {
-        [
-            "views", "user", "cart", "k1", "k2", "Zoë", "a b", "日本", "cookie2", "x",
-        ][self.below(10)]
-        .to_owned()
     }
 }
 

@@ -59,14 +59,14 @@
 //!
 //! ## Atomic patches
 //!
-//! A patch is applied to the stored text in Rust ([`tessera::Patch::apply_to_json`], which
-//! keeps every byte it does not change) and written by one statement that locks the row
-//! and updates it only if its text still hashes (`SHA-256) to the text the patch was applied
-//! to; otherwise the same statement answers the current text, and the patch is applied
-//! again. The text the session was loaded from is the first guess, so a changed session
-//! costs two round trips: the load and the write. (jsonb's `||` would merge fields in one
-//! statement without a retry, but it rewrites the whole text: key order, spacing and
-//! numbers change, which breaks the byte-for-byte promise above.)
+//! A patch is one `UPDATE` that sends only the changes and the cookie: PostgreSQL takes
+//! the stored text apart with `json_each` (which keeps each value's text byte for byte,
+//! key order and repeated keys included) and puts it together as
+//! [`tessera::Patch::apply_to_json`] does, under the row's lock. Concurrent patches of
+//! different fields all survive without a retry, and a changed session costs two round
+//! trips: the load and the patch. (jsonb's `||` would merge fields too, but it rewrites
+//! the whole text: key order, spacing and numbers change, which breaks the
+//! byte-for-byte promise above.)
 //!
 //! Id rotation is one `UPDATE … SET sid` of a live row.
 //!
@@ -90,8 +90,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row};
 use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
 use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 use tokio::task::JoinHandle;
@@ -132,9 +132,6 @@ pub enum PostgresStoreError {
         /// The timeout.
         timeout: Duration,
     },
-    /// Other writers changed the session faster than a patch could be applied.
-    #[error("the session changed under {0} patch attempts in a row")]
-    Contention(usize),
 }
 
 /// A [`SessionStore`] on connect-pg-simple's table. Cloning gives another handle to the
@@ -197,16 +194,32 @@ impl Statements {
                 at(3, 4)
             ),
             delete: format!("DELETE FROM {table} WHERE sid = $1"),
-            // One statement: lock the live row, write only if its text is the one the patch
-            // was applied to, and answer the current text either way.
+            // One statement, atomic under the row lock, with only the changes sent: the
+            // stored text is taken apart by json_each (which keeps each value's text byte
+            // for byte, order and repeated keys included) and put together the way
+            // `Patch::apply_to_json` does: the cookie first, every other entry as
+            // "key":value with changed values replaced, then the added keys, each at the
+            // place of its last change.
             patch: format!(
-                "WITH cur AS (SELECT sess::text AS text FROM {table} WHERE sid = $1 AND {} FOR UPDATE), \
-                 upd AS (UPDATE {table} SET sess = $3::json, expire = {} FROM cur \
-                         WHERE {table}.sid = $1 AND encode(sha256(convert_to(cur.text, 'UTF8')), 'hex') = $2 \
-                         RETURNING 1) \
-                 SELECT (SELECT count(*) FROM upd) AS applied, (SELECT text FROM cur) AS current",
-                live(5, 6),
-                at(4, 6)
+                "WITH ch AS (SELECT c.key, c.value, c.ord \
+                             FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS c(key, value, ord)), \
+                      last AS (SELECT DISTINCT ON (key) key, value, ord FROM ch ORDER BY key, ord DESC) \
+                 UPDATE {table} SET expire = {}, sess = ( \
+                   '{{\"cookie\":' || $2 || coalesce(( \
+                     SELECT string_agg(',' || to_json(x.key)::text || ':' || x.value, '' ORDER BY x.pos) \
+                     FROM ( \
+                       SELECT e.key, coalesce(l.value, e.value::text) AS value, e.ord AS pos \
+                       FROM json_each({table}.sess) WITH ORDINALITY AS e(key, value, ord) \
+                       LEFT JOIN last l ON l.key = e.key \
+                       WHERE e.key <> 'cookie' AND (l.key IS NULL OR l.value IS NOT NULL) \
+                       UNION ALL \
+                       SELECT l.key, l.value, 9000000000000 + l.ord FROM last l \
+                       WHERE l.value IS NOT NULL AND l.key <> 'cookie' \
+                         AND NOT EXISTS (SELECT 1 FROM json_each({table}.sess) e2 WHERE e2.key = l.key) \
+                     ) x), '') || '}}')::json \
+                 WHERE sid = $1 AND {}",
+                at(5, 7),
+                live(6, 7)
             ),
             touch: format!(
                 "UPDATE {table} SET expire = {} WHERE sid = $1 AND {}",
@@ -227,22 +240,6 @@ impl Statements {
             clear: format!("DELETE FROM {table}"),
         }
     }
-}
-
-/// How many times a patch is applied again to a text another writer changed meanwhile
-/// (each conflict means another write succeeded).
-const PATCH_ATTEMPTS: usize = 100;
-
-/// The SHA-256 of `text`, in lowercase hex (as PostgreSQL's `encode(sha256(…), 'hex')`).
-fn sha256_hex(text: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(text);
-    let mut out = String::with_capacity(64);
-    for byte in digest {
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(byte & 15)]));
-    }
-    out
 }
 
 /// A quoted SQL identifier.
@@ -628,50 +625,33 @@ impl SessionStore for PostgresStore {
         if self.expired(patch.cookie()) {
             return self.destroy(id).await;
         }
-        let expire = self.expire(patch.cookie());
-        let mut current: Option<Vec<u8>> = patch.loaded_text().map(<[u8]>::to_vec);
-        for _ in 0..PATCH_ATTEMPTS {
-            let (expected, new) = match &current {
-                Some(text) => {
-                    let new = patch.apply_to_json(text).map_err(StoreError::Corrupt)?;
-                    let new = String::from_utf8(new).map_err(|_| {
-                        StoreError::Corrupt(tessera::RecordError::Shape("not UTF-8"))
-                    })?;
-                    (sha256_hex(text), new)
-                }
-                // No guess: a hash that matches nothing fetches the current text (the new
-                // text is never written, but must still be valid JSON).
-                None => (String::new(), "null".to_owned()),
-            };
-            let query = sqlx::query(&inner.statements.patch)
-                .bind(id)
-                .bind(expected)
-                .bind(new)
-                .bind(expire)
-                .bind(self.now())
-                .bind(&inner.zone);
-            let row = self.timed("patch", query.fetch_one(&inner.pool)).await?;
-            let applied: i64 = row.try_get("applied").map_err(|source| {
-                StoreError::backend(PostgresStoreError::Database {
-                    statement: "patch",
-                    source,
-                })
-            })?;
-            let text: Option<String> = row.try_get("current").map_err(|source| {
-                StoreError::backend(PostgresStoreError::Database {
-                    statement: "patch",
-                    source,
-                })
-            })?;
-            match (applied, text) {
-                (1, _) => return Ok(Outcome::Applied),
-                (_, None) => return Ok(Outcome::Missing),
-                (_, Some(text)) => current = Some(text.into_bytes()),
-            }
+        let mut keys = Vec::with_capacity(patch.changes().len());
+        let mut values = Vec::with_capacity(patch.changes().len());
+        for change in patch.changes() {
+            keys.push(change.key.as_str());
+            values.push(
+                change
+                    .value
+                    .as_ref()
+                    .map(serde_json::to_string)
+                    .transpose()
+                    .map_err(|e| StoreError::Corrupt(tessera::RecordError::Json(e)))?,
+            );
         }
-        Err(StoreError::backend(PostgresStoreError::Contention(
-            PATCH_ATTEMPTS,
-        )))
+        let query = sqlx::query(&inner.statements.patch)
+            .bind(id)
+            .bind(patch.cookie().to_json())
+            .bind(keys)
+            .bind(values)
+            .bind(self.expire(patch.cookie()))
+            .bind(self.now())
+            .bind(&inner.zone);
+        let done = self.timed("patch", query.execute(&inner.pool)).await?;
+        Ok(if done.rows_affected() > 0 {
+            Outcome::Applied
+        } else {
+            Outcome::Missing
+        })
     }
 
     async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
