@@ -500,47 +500,11 @@ async fn the_patch_script_writes_exactly_what_patch_apply_to_json_writes() {
     let mut cookie = SessionCookie::default();
     cookie.set_max_age(Some(Duration::from_secs(600)));
     let stored_cookie = cookie.to_json();
-    let mut g = Gen(0x2545_f491_4f6c_dd1d);
+    let mut g = Gen::new(0x2545_f491_4f6c_dd1d);
     for round in 0..1500 {
         // A stored text: the cookie somewhere among the entries, keys maybe repeated,
         // some with escapes (the script declines those; the store falls back).
-        let mut entries = Vec::new();
-        let n = g.below(7);
-        let cookie_at = g.below(n + 1);
-        for i in 0..=n {
-            if i == cookie_at {
-                entries.push(format!("\"cookie\":{stored_cookie}"));
-            }
-            if i < n {
-                let key = if g.below(40) == 0 {
-                    "k\\\"q".to_owned()
-                } else {
-                    g.key()
-                };
-                let (a, b) = (g.ws(), g.ws());
-                entries.push(format!("\"{key}\"{a}:{b}{}", g.value(0)));
-            }
-        }
-        let sep = format!(",{}", g.ws());
-        let text = format!("{}{{{}{}}}{}", g.ws(), g.ws(), entries.join(&sep), g.ws());
-        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| {
-            panic!("round {round}: the generator wrote bad JSON ({e}): {text}")
-        });
-        let changes: Vec<FieldChange> = (0..g.below(5))
-            .map(|_| {
-                let key = if g.below(15) == 0 {
-                    "cookie".to_owned()
-                } else {
-                    g.key()
-                };
-                if g.below(3) == 0 {
-                    FieldChange::remove(key)
-                } else {
-                    let value: serde_json::Value = serde_json::from_str(&g.value(0)).unwrap();
-                    FieldChange::set(key, value)
-                }
-            })
-            .collect();
+        let (text, changes) = g.record_and_changes(&stored_cookie);
         let id = format!("gen-{round}");
         let _: () = raw
             .query(
