@@ -74,10 +74,11 @@
 //!
 //! [sqlx](https://docs.rs/sqlx) with run-time queries (no database needed at build time),
 //! `postgres` and `runtime-tokio` only. Most axum applications on PostgreSQL already hold
-//! an sqlx `PgPool`, which [`PostgresStore::from_pool`] shares. A store built from a URL
-//! does not ping a connection before each use (sqlx's default costs one more round trip
-//! per request); a connection that broke is replaced on its next use, so the store
-//! recovers by itself after a database restart.
+//! an sqlx `PgPool`; [`PostgresStore::from_pool`] takes its connection options and size,
+//! and opens as many connections of its own, because sqlx pings a pooled connection on
+//! every return (a second round trip per statement; see `conns.rs`). A connection that
+//! broke is replaced on its next use, so the store recovers by itself after a database
+//! restart.
 //!
 //! Expired rows are deleted by a background task on a jittered interval (15 minutes by
 //! default; [`Builder::prune_interval`]), never on the request path. It stops
@@ -95,6 +96,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
 use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 use tokio::task::JoinHandle;
+
+mod conns;
 
 /// Why the store could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +146,8 @@ pub struct PostgresStore {
 
 struct Inner {
     pool: PgPool,
+    /// The connections the statements run on (see `conns.rs`).
+    conns: conns::Conns,
     table: String,
     ttl: Duration,
     timeout: Duration,
@@ -281,9 +286,9 @@ impl PostgresStore {
         Self::from_pool(Self::pool_for(url).await?).build().await
     }
 
-    /// A pool for sessions: up to 10 connections, no ping before each use (sqlx's
-    /// default costs a round trip per request; a broken connection is replaced when it
-    /// fails), two seconds to get a connection.
+    /// A pool for the store (and the application) to share: up to 10 connections, two
+    /// seconds to get one. The store takes its options and size, and opens connections
+    /// of its own for its statements.
     ///
     /// # Errors
     ///
@@ -291,7 +296,6 @@ impl PostgresStore {
     pub async fn pool_for(url: &str) -> Result<PgPool, ConnectError> {
         PgPoolOptions::new()
             .max_connections(10)
-            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(2))
             .connect(url)
             .await
@@ -386,7 +390,12 @@ async fn prune_now(inner: &Inner) -> Result<u64, StoreError> {
     let query = sqlx::query::<Postgres>(&inner.statements.prune)
         .bind(ceil_secs(SystemTime::now()))
         .bind(&inner.zone);
-    let done = timed(inner, "prune", query.execute(&inner.pool)).await?;
+    let done = timed(
+        inner,
+        "prune",
+        inner.conns.run(async move |c| query.execute(&mut *c).await),
+    )
+    .await?;
     Ok(done.rows_affected())
 }
 
@@ -490,8 +499,10 @@ impl Builder {
                 what: "checking the time zone",
                 source,
             })?;
+        let size = usize::try_from(self.pool.options().get_max_connections()).unwrap_or(10);
         let inner = Arc::new(Inner {
             statements: Statements::new(&table),
+            conns: conns::Conns::new(self.pool.connect_options(), size),
             pool: self.pool,
             table,
             ttl: self.ttl,
@@ -589,7 +600,14 @@ impl SessionStore for PostgresStore {
             .bind(id)
             .bind(self.now())
             .bind(&inner.zone);
-        let Some((text, expire)) = self.timed("get", query.fetch_optional(&inner.pool)).await?
+        let Some((text, expire)) = self
+            .timed(
+                "get",
+                inner
+                    .conns
+                    .run(async move |c| query.fetch_optional(&mut *c).await),
+            )
+            .await?
         else {
             return Ok(None);
         };
@@ -605,7 +623,10 @@ impl SessionStore for PostgresStore {
         if self.expired(record.cookie()) {
             let query = sqlx::query(&inner.statements.delete).bind(id);
             return self
-                .timed("delete", query.execute(&inner.pool))
+                .timed(
+                    "delete",
+                    inner.conns.run(async move |c| query.execute(&mut *c).await),
+                )
                 .await
                 .map(|_| ());
         }
@@ -615,9 +636,12 @@ impl SessionStore for PostgresStore {
             .bind(text)
             .bind(self.expire(record.cookie()))
             .bind(&inner.zone);
-        self.timed("upsert", query.execute(&inner.pool))
-            .await
-            .map(|_| ())
+        self.timed(
+            "upsert",
+            inner.conns.run(async move |c| query.execute(&mut *c).await),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
@@ -646,7 +670,12 @@ impl SessionStore for PostgresStore {
             .bind(self.expire(patch.cookie()))
             .bind(self.now())
             .bind(&inner.zone);
-        let done = self.timed("patch", query.execute(&inner.pool)).await?;
+        let done = self
+            .timed(
+                "patch",
+                inner.conns.run(async move |c| query.execute(&mut *c).await),
+            )
+            .await?;
         Ok(if done.rows_affected() > 0 {
             Outcome::Applied
         } else {
@@ -668,7 +697,12 @@ impl SessionStore for PostgresStore {
             .bind(self.expire(cookie))
             .bind(self.now())
             .bind(&inner.zone);
-        let done = self.timed("touch", query.execute(&inner.pool)).await?;
+        let done = self
+            .timed(
+                "touch",
+                inner.conns.run(async move |c| query.execute(&mut *c).await),
+            )
+            .await?;
         Ok(if done.rows_affected() > 0 {
             Outcome::Applied
         } else {
@@ -683,7 +717,12 @@ impl SessionStore for PostgresStore {
             .bind(to)
             .bind(self.now())
             .bind(&inner.zone);
-        let done = self.timed("rotate", query.execute(&inner.pool)).await?;
+        let done = self
+            .timed(
+                "rotate",
+                inner.conns.run(async move |c| query.execute(&mut *c).await),
+            )
+            .await?;
         Ok(if done.rows_affected() > 0 {
             Outcome::Applied
         } else {
@@ -698,7 +737,12 @@ impl SessionStore for PostgresStore {
             .bind(self.now())
             .bind(&inner.zone);
         let live = self
-            .timed("destroy", query.fetch_optional(&inner.pool))
+            .timed(
+                "destroy",
+                inner
+                    .conns
+                    .run(async move |c| query.fetch_optional(&mut *c).await),
+            )
             .await?;
         Ok(if live == Some(true) {
             Outcome::Applied
@@ -714,7 +758,14 @@ impl SessionAdmin for PostgresStore {
         let query = sqlx::query_scalar::<_, i64>(&inner.statements.count)
             .bind(self.now())
             .bind(&inner.zone);
-        let n = self.timed("count", query.fetch_one(&inner.pool)).await?;
+        let n = self
+            .timed(
+                "count",
+                inner
+                    .conns
+                    .run(async move |c| query.fetch_one(&mut *c).await),
+            )
+            .await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
@@ -723,15 +774,24 @@ impl SessionAdmin for PostgresStore {
         let query = sqlx::query_scalar::<_, String>(&inner.statements.ids)
             .bind(self.now())
             .bind(&inner.zone);
-        self.timed("ids", query.fetch_all(&inner.pool)).await
+        self.timed(
+            "ids",
+            inner
+                .conns
+                .run(async move |c| query.fetch_all(&mut *c).await),
+        )
+        .await
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         let query = sqlx::query(&inner.statements.clear);
-        self.timed("clear", query.execute(&inner.pool))
-            .await
-            .map(|_| ())
+        self.timed(
+            "clear",
+            inner.conns.run(async move |c| query.execute(&mut *c).await),
+        )
+        .await
+        .map(|_| ())
     }
 }
 
