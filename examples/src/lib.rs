@@ -3,6 +3,7 @@
 
 pub mod compat;
 pub mod counter;
+pub mod guide;
 pub mod login;
 
 use tessera::Secret;
