@@ -32,7 +32,11 @@ async fn counter_counts_views_and_shows_time_left() {
 #[tokio::test]
 async fn login_rotates_the_id_protects_the_page_and_logout_destroys() {
     let mut b = Browser::new(tessera_examples::login::app(Secret::new("s").unwrap()));
-    assert_eq!(b.get("/private").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        b.get("/private").await.status,
+        StatusCode::SEE_OTHER,
+        "to the login form"
+    );
     let form = |body: &'static str| {
         Request::post("/login")
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -45,8 +49,9 @@ async fn login_rotates_the_id_protects_the_page_and_logout_destroys() {
     .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     // A pre-login session (a planted or anonymous id) must not survive the login.
-    b.get("/").await;
+    assert_eq!(b.get("/prefs/theme?value=dark").await.body, "saved");
     let before = b.cookie.clone();
+    assert!(before.is_some(), "a preference starts a session");
     let mut req = form("user=alice&password=wonderland")
         .unwrap()
         .map(axum::body::Body::from);
@@ -64,11 +69,12 @@ async fn login_rotates_the_id_protects_the_page_and_logout_destroys() {
     b.cookie = Some(sc.split(';').next().unwrap().to_owned());
     assert_eq!(
         b.get("/private").await.body,
-        "<p>Only alice can see this.</p>"
+        "<p id=private>Only alice can see this.</p>"
     );
+    assert!(b.get("/").await.body.contains("theme: dark"), "data kept");
     let r = b.request(Request::post("/logout")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(b.get("/private").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(b.get("/private").await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
