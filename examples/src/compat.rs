@@ -384,7 +384,7 @@ pub async fn app(config: &Config) -> Result<Router, String> {
         StoreConfig::Redis { url, prefix, ttl } => {
             let mut store = RedisStore::connect(url)
                 .await
-                .map_err(|e| format!("--store redis: {e} ({url})"))?
+                .map_err(|e| format!("--store redis: {} ({url})", chain(&e)))?
                 .with_prefix(prefix.clone());
             if let Some(ttl) = ttl {
                 store = store.with_ttl(Duration::from_secs(*ttl));
@@ -394,7 +394,7 @@ pub async fn app(config: &Config) -> Result<Router, String> {
         StoreConfig::Pg { url, table, ttl } => {
             let pool = PostgresStore::pool_for(url)
                 .await
-                .map_err(|e| format!("--store pg: {e} ({url})"))?;
+                .map_err(|e| format!("--store pg: {} ({url})", chain(&e)))?;
             let mut builder = PostgresStore::from_pool(pool)
                 .table(table)
                 .create_table_if_missing(true);
@@ -404,10 +404,22 @@ pub async fn app(config: &Config) -> Result<Router, String> {
             let store = builder
                 .build()
                 .await
-                .map_err(|e| format!("--store pg: {e}"))?;
+                .map_err(|e| format!("--store pg: {}", chain(&e)))?;
             app_on(config, store)
         }
     }
+}
+
+/// An error and its sources, on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn app_on(config: &Config, store: impl SessionStore) -> Result<Router, String> {

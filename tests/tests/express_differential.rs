@@ -99,7 +99,20 @@ impl Side {
     }
 }
 
-async fn start_rust(store: &[String], flags: &[&str]) -> u16 {
+/// The Rust side of a scenario; its server (and the store connections it holds) stops
+/// when dropped.
+struct RustSide {
+    port: u16,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for RustSide {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn start_rust(store: &[String], flags: &[&str]) -> RustSide {
     let args = ["--port".to_owned(), "0".to_owned()]
         .into_iter()
         .chain(store.iter().cloned())
@@ -108,8 +121,8 @@ async fn start_rust(store: &[String], flags: &[&str]) -> u16 {
     let app = tessera_examples::compat::app(&cfg).await.unwrap();
     let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    port
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    RustSide { port, server }
 }
 
 /// What may differ in a step, each a documented difference.
@@ -359,7 +372,8 @@ async fn compare_on(store: &str, test: &str) {
     let mut mismatches = Vec::new();
     for (name, flags, steps) in scenarios() {
         let rust_flags = store_flags(store, "rust");
-        let rust_port = start_rust(&rust_flags, &flags).await;
+        let rust_side = start_rust(&rust_flags, &flags).await;
+        let rust_port = rust_side.port;
         let mut node_flags = store_flags(store, "node");
         node_flags.extend(flags.iter().map(|f| (*f).to_owned()));
         if store == "pg" {
