@@ -120,10 +120,8 @@ pub async fn app(kind: NetKind) -> Result<Router, String> {
             tessera(store)
         }
         NetKind::TesseraPg => {
-            let pool = PostgresStore::pool_for(&database_url())
-                .await
-                .map_err(|e| e.to_string())?;
-            let store = PostgresStore::from_pool(pool)
+            let store = PostgresStore::from_url(&database_url())
+                .map_err(|e| e.to_string())?
                 .table("session")
                 .create_table_if_missing(true)
                 .build()
@@ -184,9 +182,12 @@ mod peers {
         }
     }
 
-    /// The same pool as Tessera's (configured alike: no ping before each use).
+    /// A pool as an application would make it: up to 10 connections (sqlx's default
+    /// does not ping a connection before each use).
     async fn sqlx_pool() -> Result<tower_sessions_sqlx_store::sqlx::PgPool, String> {
-        PostgresStore::pool_for(&database_url())
+        tower_sessions_sqlx_store::sqlx::postgres::PgPoolOptions::new()
+            .max_connections(10)
+            .connect(&database_url())
             .await
             .map_err(|e| e.to_string())
     }

@@ -392,10 +392,8 @@ pub async fn app(config: &Config) -> Result<Router, String> {
             app_on(config, store)
         }
         StoreConfig::Pg { url, table, ttl } => {
-            let pool = PostgresStore::pool_for(url)
-                .await
-                .map_err(|e| format!("--store pg: {} ({url})", chain(&e)))?;
-            let mut builder = PostgresStore::from_pool(pool)
+            let mut builder = PostgresStore::from_url(url)
+                .map_err(|e| format!("--store pg: {} ({url})", chain(&e)))?
                 .table(table)
                 .create_table_if_missing(true);
             if let Some(ttl) = ttl {

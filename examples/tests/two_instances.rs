@@ -158,11 +158,12 @@ fn two_instances_share_sessions_on_postgres() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let pool = tessera_postgres::PostgresStore::pool_for(&url)
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap();
-        sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\""))
-            .execute(&pool)
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
             .await
             .unwrap();
     });

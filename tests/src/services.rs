@@ -45,6 +45,18 @@ pub fn database_url() -> String {
         .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
+/// A plain connection to the database of `url`, for a test to look at rows or set the
+/// stage (its driving task runs on the current runtime).
+///
+/// # Errors
+///
+/// When the database does not answer.
+pub async fn pg_client(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
 /// A prefix no other test run uses, for keys and table names.
 pub fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -427,19 +427,20 @@ async fn tessera_answers_like_express_session_on_the_memory_store() {
 
 /// Drops the tables of this process's comparisons.
 async fn drop_pg_tables() {
-    let pool = tessera_postgres::PostgresStore::pool_for(&tessera_tests::services::database_url())
+    let db = tessera_tests::services::pg_client(&tessera_tests::services::database_url())
         .await
         .unwrap();
     let pattern = format!("tessera_diff_%{}%", std::process::id());
-    let tables: Vec<String> =
-        sqlx::query_scalar("SELECT tablename::text FROM pg_tables WHERE tablename LIKE $1")
-            .bind(pattern)
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+    let tables = db
+        .query(
+            "SELECT tablename::text FROM pg_tables WHERE tablename LIKE $1",
+            &[&pattern],
+        )
+        .await
+        .unwrap();
     for table in tables {
-        sqlx::query(&format!("DROP TABLE IF EXISTS \"{table}\""))
-            .execute(&pool)
+        let table: String = table.get(0);
+        db.batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\""))
             .await
             .unwrap();
     }
@@ -453,10 +454,8 @@ async fn create_pg_table(flags: &[String]) {
         .nth(1)
         .cloned()
         .unwrap_or_default();
-    let pool = tessera_postgres::PostgresStore::pool_for(&tessera_tests::services::database_url())
-        .await
-        .unwrap();
-    tessera_postgres::PostgresStore::from_pool(pool)
+    tessera_postgres::PostgresStore::from_url(&tessera_tests::services::database_url())
+        .unwrap()
         .table(&table)
         .create_table_if_missing(true)
         .prune_interval(None)

@@ -12,7 +12,6 @@ use axum::Router;
 use axum::extract::Query;
 use axum::routing::get;
 use serde_json::{Value, json};
-use sqlx::postgres::PgPool;
 use tessera::{
     HmacSigner, LoadedRecord, Record, RecordView, Secret, Secrets, Session, SessionCookie,
     SessionData, SessionLayer, SessionOptions, SessionStore, Signer,
@@ -20,7 +19,8 @@ use tessera::{
 use tessera_postgres::PostgresStore;
 use tessera_redis::RedisStore;
 use tessera_tests::node::{HttpReply, NodeApp, http_get, script};
-use tessera_tests::services::{database_url, redis_url, unavailable, unique};
+use tessera_tests::services::{database_url, pg_client, redis_url, unavailable, unique};
+use tokio_postgres::Client;
 
 /// The cookie express-session sends for `id` under `secret`.
 fn cookie_for(id: &str, secret: &str) -> String {
@@ -40,12 +40,14 @@ fn with_database(url: &str, db: &str) -> String {
 }
 
 /// The wall-clock `expire` of `sid`, in seconds, as stored.
-async fn stored_expire(pool: &PgPool, sid: &str) -> f64 {
-    sqlx::query_scalar("SELECT extract(epoch FROM expire)::float8 FROM \"session\" WHERE sid = $1")
-        .bind(sid)
-        .fetch_one(pool)
-        .await
-        .unwrap()
+async fn stored_expire(db: &Client, sid: &str) -> f64 {
+    db.query_one(
+        "SELECT extract(epoch FROM expire)::float8 FROM \"session\" WHERE sid = $1",
+        &[&sid],
+    )
+    .await
+    .unwrap()
+    .get(0)
 }
 
 #[tokio::test]
@@ -55,24 +57,25 @@ async fn node_and_rust_agree_on_expiry_when_the_database_time_zone_is_not_utc() 
         Ok(s) => s,
         Err(why) => return unavailable(test, &why),
     };
-    let admin = match PostgresStore::pool_for(&database_url()).await {
-        Ok(pool) => pool,
+    let admin = match pg_client(&database_url()).await {
+        Ok(client) => client,
         Err(e) => return unavailable(test, &format!("PostgreSQL is not reachable: {e}")),
     };
     let db = unique("tessera_tz_");
-    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
-        .execute(&admin)
+    admin
+        .batch_execute(&format!("CREATE DATABASE \"{db}\""))
         .await
         .unwrap();
-    sqlx::query(&format!(
-        "ALTER DATABASE \"{db}\" SET timezone TO 'America/New_York'"
-    ))
-    .execute(&admin)
-    .await
-    .unwrap();
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{db}\" SET timezone TO 'America/New_York'"
+        ))
+        .await
+        .unwrap();
     let url = with_database(&database_url(), &db);
-    let pool = PostgresStore::pool_for(&url).await.unwrap();
-    let store = PostgresStore::from_pool(pool.clone())
+    let pool = pg_client(&url).await.unwrap();
+    let store = PostgresStore::from_url(&url)
+        .unwrap()
         .create_table_if_missing(true)
         .prune_interval(None)
         .build()
@@ -109,7 +112,8 @@ async fn node_and_rust_agree_on_expiry_when_the_database_time_zone_is_not_utc() 
         .expect("Node's session is live");
     assert_eq!(loaded.to_record().unwrap().fields["views"], json!(1));
     // (The trap: a store that assumed UTC would find it expired by the zone's offset.)
-    let naive = PostgresStore::from_pool(pool.clone())
+    let naive = PostgresStore::from_url(&url)
+        .unwrap()
         .time_zone("UTC")
         .prune_interval(None)
         .build()
@@ -150,10 +154,9 @@ async fn node_and_rust_agree_on_expiry_when_the_database_time_zone_is_not_utc() 
     );
 
     drop(node);
-    drop((store, naive));
-    pool.close().await;
-    sqlx::query(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
-        .execute(&admin)
+    drop((store, naive, pool));
+    admin
+        .batch_execute(&format!("DROP DATABASE \"{db}\" WITH (FORCE)"))
         .await
         .unwrap();
 }
@@ -202,20 +205,20 @@ impl Shared {
             }
             Kind::Pg => {
                 let name = unique("tessera_handoff_");
-                let pool = match PostgresStore::pool_for(&database_url()).await {
-                    Ok(pool) => pool,
-                    Err(e) => {
-                        unavailable(test, &format!("PostgreSQL is not reachable: {e}"));
-                        return None;
-                    }
-                };
-                let store = PostgresStore::from_pool(pool)
+                let builder = PostgresStore::from_url(&database_url()).unwrap();
+                let store = match builder
                     .table(&name)
                     .create_table_if_missing(true)
                     .prune_interval(None)
                     .build()
                     .await
-                    .unwrap();
+                {
+                    Ok(store) => store,
+                    Err(e) => {
+                        unavailable(test, &format!("PostgreSQL is not reachable: {e}"));
+                        return None;
+                    }
+                };
                 Some(Self {
                     kind,
                     name,
@@ -272,8 +275,10 @@ impl Shared {
 
     async fn drop_namespace(self) {
         if let Some(store) = &self.pg {
-            sqlx::query(&format!("DROP TABLE IF EXISTS {}", store.table()))
-                .execute(store.pool())
+            pg_client(&database_url())
+                .await
+                .unwrap()
+                .batch_execute(&format!("DROP TABLE IF EXISTS {}", store.table()))
                 .await
                 .unwrap();
         }

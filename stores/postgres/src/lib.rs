@@ -12,8 +12,7 @@
 //! struct Visit { views: u64 }
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let pool = PostgresStore::pool_for("postgres://app@127.0.0.1/app").await?;
-//! let store = PostgresStore::from_pool(pool)
+//! let store = PostgresStore::from_url("postgres://app@127.0.0.1/app")?
 //!     .create_table_if_missing(true)
 //!     .build()
 //!     .await?;
@@ -49,8 +48,9 @@
 //!
 //! `expire` is a `timestamp` without time zone, written as `to_timestamp(seconds)`:
 //! PostgreSQL turns it into the wall-clock time of the *connection's* `TimeZone`.
-//! node-pg connections use the database's default zone, while sqlx connections always ask
-//! for UTC, so the two would disagree by the zone's offset. This store therefore never
+//! node-pg connections use the database's default zone, while many Rust drivers (sqlx
+//! among them) ask for UTC, and a connection's zone can be changed at any time, so the
+//! two sides would disagree by the zone's offset. This store therefore never
 //! relies on the connection's zone: every statement converts explicitly
 //! (`to_timestamp($s) AT TIME ZONE $zone`), with the zone that Node's connections use:
 //! the database's default, read once at start-up (the per-database and per-role settings,
@@ -72,13 +72,25 @@
 //!
 //! ## The driver
 //!
-//! [sqlx](https://docs.rs/sqlx) with run-time queries (no database needed at build time),
-//! `postgres` and `runtime-tokio` only. Most axum applications on PostgreSQL already hold
-//! an sqlx `PgPool`; [`PostgresStore::from_pool`] takes its connection options and size,
-//! and opens as many connections of its own, because sqlx pings a pooled connection on
-//! every return (a second round trip per statement; see `conns.rs`). A connection that
-//! broke is replaced on its next use, so the store recovers by itself after a database
-//! restart.
+//! [tokio-postgres](https://docs.rs/tokio-postgres), without TLS (connect over a trusted
+//! network or a Unix socket). The store keeps a few connections of its own (eight by
+//! default, [`Builder::connections`]), each shared by every request that lands on it:
+//! tokio-postgres pipelines the statements of concurrent requests on one connection,
+//! writing them together and reading their answers together, and each connection
+//! prepares the store's statements once, so that a statement is one round trip.
+//!
+//! sqlx was the first choice, since many axum applications already hold a `PgPool`.
+//! It measured clearly slower here, which the issue that asked for this store allowed
+//! for: in an axum handler that runs one `SELECT` of a session row, under 32 concurrent
+//! connections on this project's benchmark machine, sqlx cost about 55 µs of server CPU
+//! per request over bare axum (its connections are taken one request at a time, and a
+//! pooled one is pinged on every return to the pool, a second round trip), and
+//! tokio-postgres 20 to 28 µs. A session store runs one short statement per request, so
+//! that difference is most of its cost. The application keeps its own pool, whichever
+//! driver it uses; the store needs only its few connections.
+//!
+//! A connection that broke, or whose statement timed out, is replaced on its next use, so
+//! the store recovers by itself after a database restart.
 //!
 //! Expired rows are deleted by a background task on a jittered interval (15 minutes by
 //! default; [`Builder::prune_interval`]), never on the request path. It stops
@@ -91,26 +103,37 @@ use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::Postgres;
-use sqlx::postgres::{PgPool, PgPoolOptions};
 use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
 use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, Row};
 
-mod conns;
+mod clients;
 
 /// Why the store could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectError {
+    /// The connection URL could not be read.
+    #[error("PostgreSQL session store: invalid connection URL")]
+    Url(#[source] tokio_postgres::Error),
     /// Connecting, or a start-up statement, failed.
     #[error("PostgreSQL session store: {what}")]
     Database {
         /// What was being done.
         what: &'static str,
-        /// What sqlx said.
+        /// What tokio-postgres said.
         #[source]
-        source: sqlx::Error,
+        source: tokio_postgres::Error,
+    },
+    /// The database did not answer within the store's timeout while starting.
+    #[error("PostgreSQL session store: {what} timed out after {timeout:?}")]
+    Timeout {
+        /// What was being done.
+        what: &'static str,
+        /// The timeout.
+        timeout: Duration,
     },
 }
 
@@ -123,9 +146,9 @@ pub enum PostgresStoreError {
     Database {
         /// Which statement.
         statement: &'static str,
-        /// What sqlx said.
+        /// What tokio-postgres said.
         #[source]
-        source: sqlx::Error,
+        source: tokio_postgres::Error,
     },
     /// The database did not answer within the store's timeout.
     #[error("PostgreSQL statement `{statement}` timed out after {timeout:?}")]
@@ -138,21 +161,20 @@ pub enum PostgresStoreError {
 }
 
 /// A [`SessionStore`] on connect-pg-simple's table. Cloning gives another handle to the
-/// same pool.
+/// same connections.
 #[derive(Clone)]
 pub struct PostgresStore {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    pool: PgPool,
-    /// The connections the statements run on (see `conns.rs`).
-    conns: conns::Conns,
+    /// The connections the statements run on (see `clients.rs`).
+    clients: clients::Clients,
     table: String,
     ttl: Duration,
     timeout: Duration,
     zone: String,
-    statements: Statements,
+    statements: Arc<Statements>,
     prune: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -194,7 +216,7 @@ impl Statements {
                 live(2, 3)
             ),
             upsert: format!(
-                "INSERT INTO {table} (sid, sess, expire) VALUES ($1, $2::json, {}) \
+                "INSERT INTO {table} (sid, sess, expire) VALUES ($1, $2::text::json, {}) \
                  ON CONFLICT (sid) DO UPDATE SET sess = EXCLUDED.sess, expire = EXCLUDED.expire",
                 at(3, 4)
             ),
@@ -264,7 +286,7 @@ fn ceil_secs(t: SystemTime) -> f64 {
 /// The settings of a store being built.
 #[derive(Clone, Debug)]
 pub struct Builder {
-    pool: PgPool,
+    config: Config,
     schema: Option<String>,
     table: String,
     ttl: Duration,
@@ -272,43 +294,37 @@ pub struct Builder {
     zone: Option<String>,
     prune_every: Option<Duration>,
     create_table: bool,
+    connections: usize,
 }
 
 impl PostgresStore {
-    /// Connects to `url` with a pool of its own ([`PostgresStore::pool`]) and
-    /// connect-pg-simple's defaults: table `session`, one-day TTL, pruning every 15
-    /// minutes.
+    /// Connects to `url` (`postgres://user@host:port/database`, or tokio-postgres'
+    /// `key=value` form) with connect-pg-simple's defaults: table `session`, one-day
+    /// TTL, pruning every 15 minutes.
     ///
     /// # Errors
     ///
-    /// [`ConnectError`] when the database does not answer.
+    /// [`ConnectError`] when the URL is invalid or the database does not answer.
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
-        Self::from_pool(Self::pool_for(url).await?).build().await
+        Self::from_url(url)?.build().await
     }
 
-    /// A pool for the store (and the application) to share: up to 10 connections, two
-    /// seconds to get one. The store takes its options and size, and opens connections
-    /// of its own for its statements.
+    /// A store on the database of `url`, configured by the returned [`Builder`].
     ///
     /// # Errors
     ///
-    /// [`ConnectError`] when the database does not answer.
-    pub async fn pool_for(url: &str) -> Result<PgPool, ConnectError> {
-        PgPoolOptions::new()
-            .max_connections(10)
-            .acquire_timeout(Duration::from_secs(2))
-            .connect(url)
-            .await
-            .map_err(|source| ConnectError::Database {
-                what: "connecting",
-                source,
-            })
+    /// [`ConnectError::Url`] when the URL is invalid.
+    pub fn from_url(url: &str) -> Result<Builder, ConnectError> {
+        url.parse::<Config>()
+            .map(Self::from_config)
+            .map_err(ConnectError::Url)
     }
 
-    /// A store on the application's pool, configured by the returned [`Builder`].
-    pub fn from_pool(pool: PgPool) -> Builder {
+    /// A store on the database of a tokio-postgres `config` (for settings a URL cannot
+    /// carry), configured by the returned [`Builder`].
+    pub fn from_config(config: Config) -> Builder {
         Builder {
-            pool,
+            config,
             schema: None,
             table: "session".to_owned(),
             ttl: Duration::from_secs(86_400),
@@ -316,12 +332,8 @@ impl PostgresStore {
             zone: None,
             prune_every: Some(Duration::from_secs(15 * 60)),
             create_table: false,
+            connections: 8,
         }
-    }
-
-    /// The pool the store uses.
-    pub fn pool(&self) -> &PgPool {
-        &self.inner.pool
     }
 
     /// The quoted table name.
@@ -359,44 +371,64 @@ impl PostgresStore {
         cookie.expires().is_some_and(|at| at <= SystemTime::now())
     }
 
-    async fn timed<T>(
+    /// Runs `statement` on the next connection, within the timeout.
+    async fn run<T>(
         &self,
         statement: &'static str,
-        call: impl Future<Output = Result<T, sqlx::Error>>,
+        call: impl AsyncFnOnce(&clients::Conn) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        timed(&self.inner, statement, call).await
+        run(&self.inner, statement, call).await
     }
 }
 
-async fn timed<T>(
+/// Runs `statement` on the next connection of `inner`, within its timeout; a connection
+/// that failed or did not answer in time is retired.
+async fn run<T>(
     inner: &Inner,
     statement: &'static str,
-    call: impl Future<Output = Result<T, sqlx::Error>>,
+    call: impl AsyncFnOnce(&clients::Conn) -> Result<T, tokio_postgres::Error>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(inner.timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(source)) => Err(StoreError::backend(PostgresStoreError::Database {
-            statement,
-            source,
-        })),
-        Err(_) => Err(StoreError::backend(PostgresStoreError::Timeout {
+    let deadline = tokio::time::Instant::now() + inner.timeout;
+    let timed_out = || {
+        StoreError::backend(PostgresStoreError::Timeout {
             statement,
             timeout: inner.timeout,
-        })),
+        })
+    };
+    let failed = |source| StoreError::backend(PostgresStoreError::Database { statement, source });
+    let lease = match tokio::time::timeout_at(deadline, inner.clients.get()).await {
+        Ok(Ok(lease)) => lease,
+        Ok(Err(source)) => return Err(failed(source)),
+        Err(_) => return Err(timed_out()),
+    };
+    match tokio::time::timeout_at(deadline, call(&lease.conn)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => {
+            if source.as_db_error().is_none() {
+                // Not an error the database reported: the connection itself failed.
+                inner.clients.failed(&lease);
+            }
+            Err(failed(source))
+        }
+        Err(_) => {
+            // The statements of other requests are queued behind this one on its
+            // connection (a row lock held elsewhere, a stalled server): new requests go to
+            // a new connection, and the server gives up on this statement by itself
+            // (`statement_timeout` is set to the store's timeout).
+            inner.clients.failed(&lease);
+            Err(timed_out())
+        }
     }
 }
 
 async fn prune_now(inner: &Inner) -> Result<u64, StoreError> {
-    let query = sqlx::query::<Postgres>(&inner.statements.prune)
-        .bind(ceil_secs(SystemTime::now()))
-        .bind(&inner.zone);
-    let done = timed(
-        inner,
-        "prune",
-        inner.conns.run(async move |c| query.execute(&mut *c).await),
-    )
-    .await?;
-    Ok(done.rows_affected())
+    let now = ceil_secs(SystemTime::now());
+    let sql = &inner.statements.prune;
+    let zone = &inner.zone;
+    run(inner, "prune", async |c| {
+        c.client.execute(sql.as_str(), &[&now, zone]).await
+    })
+    .await
 }
 
 /// The DDL of the table `table` (quoted, maybe with its schema) named `bare`. The
@@ -437,7 +469,7 @@ impl Builder {
         self
     }
 
-    /// The statement timeout (two seconds by default).
+    /// The statement timeout, connecting included (two seconds by default).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -464,46 +496,71 @@ impl Builder {
         self
     }
 
-    /// Builds the store: creates the table if asked, reads the database's default time
-    /// zone (unless set), and starts the pruning task.
+    /// How many connections the store keeps (at least one; eight by default). Each
+    /// carries the statements of many concurrent requests; more of them let more
+    /// writes commit in parallel.
+    pub fn connections(mut self, n: usize) -> Self {
+        self.connections = n.max(1);
+        self
+    }
+
+    /// Builds the store: connects, creates the table if asked, reads the database's
+    /// default time zone (unless set), prepares the statements and starts the pruning
+    /// task.
     ///
     /// # Errors
     ///
     /// [`ConnectError`] when the database does not answer, or does not know the zone.
     pub async fn build(self) -> Result<PostgresStore, ConnectError> {
+        let timeout = self.timeout;
+        match tokio::time::timeout(timeout, self.start()).await {
+            Ok(result) => result,
+            Err(_) => Err(ConnectError::Timeout {
+                what: "starting",
+                timeout,
+            }),
+        }
+    }
+
+    async fn start(self) -> Result<PostgresStore, ConnectError> {
+        let failed = |what| move |source| ConnectError::Database { what, source };
         let table = match &self.schema {
             Some(schema) => format!("{}.{}", quote(schema), quote(&self.table)),
             None => quote(&self.table),
         };
+        let client = clients::connect(&self.config)
+            .await
+            .map_err(failed("connecting"))?;
         if self.create_table {
             for statement in ddl(&table, &self.table) {
-                sqlx::query(&statement)
-                    .execute(&self.pool)
+                client
+                    .batch_execute(&statement)
                     .await
-                    .map_err(|source| ConnectError::Database {
-                        what: "creating the session table",
-                        source,
-                    })?;
+                    .map_err(failed("creating the session table"))?;
             }
         }
         let zone = match self.zone {
             Some(zone) => zone,
-            None => default_time_zone(&self.pool).await?,
+            None => default_time_zone(&client).await?,
         };
         // Check the zone once, so that a typo fails here and not on every request.
-        sqlx::query("SELECT now() AT TIME ZONE $1")
-            .bind(&zone)
-            .execute(&self.pool)
+        client
+            .execute("SELECT now() AT TIME ZONE $1::text", &[&zone])
             .await
-            .map_err(|source| ConnectError::Database {
-                what: "checking the time zone",
-                source,
-            })?;
-        let size = usize::try_from(self.pool.options().get_max_connections()).unwrap_or(10);
+            .map_err(failed("checking the time zone"))?;
+        let statements = Arc::new(Statements::new(&table));
+        let clients = clients::Clients::new(
+            self.config,
+            Arc::clone(&statements),
+            self.timeout,
+            self.connections,
+            client,
+        )
+        .await
+        .map_err(failed("preparing the statements"))?;
         let inner = Arc::new(Inner {
-            statements: Statements::new(&table),
-            conns: conns::Conns::new(self.pool.connect_options(), size),
-            pool: self.pool,
+            statements,
+            clients,
             table,
             ttl: self.ttl,
             timeout: self.timeout,
@@ -544,31 +601,39 @@ async fn prune_loop(store: Weak<Inner>, every: Duration) {
 
 /// The zone node-pg connections get: the per-database and per-role settings, then the
 /// server configuration (when the role may read it), then UTC.
-async fn default_time_zone(pool: &PgPool) -> Result<String, ConnectError> {
-    let db_role = sqlx::query_scalar::<_, String>(
-        "SELECT substring(c FROM position('=' IN c) + 1) \
-         FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c \
-         WHERE lower(split_part(c, '=', 1)) = 'timezone' \
-           AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())) \
-           AND s.setrole IN (0, (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)) \
-         ORDER BY (s.setdatabase <> 0 AND s.setrole <> 0) DESC, (s.setrole <> 0) DESC \
-         LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await
-    .map_err(|source| ConnectError::Database {
-        what: "reading the database's time zone",
-        source,
-    })?;
-    if let Some(zone) = db_role {
-        return Ok(zone);
+async fn default_time_zone(client: &Client) -> Result<String, ConnectError> {
+    let db_role = client
+        .query_opt(
+            "SELECT substring(c FROM position('=' IN c) + 1) \
+             FROM pg_catalog.pg_db_role_setting s, unnest(s.setconfig) AS c \
+             WHERE lower(split_part(c, '=', 1)) = 'timezone' \
+               AND s.setdatabase IN (0, (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())) \
+               AND s.setrole IN (0, (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)) \
+             ORDER BY (s.setdatabase <> 0 AND s.setrole <> 0) DESC, (s.setrole <> 0) DESC \
+             LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(|source| ConnectError::Database {
+            what: "reading the database's time zone",
+            source,
+        })?;
+    if let Some(row) = db_role {
+        return row
+            .try_get::<_, String>(0)
+            .map_err(|source| ConnectError::Database {
+                what: "reading the database's time zone",
+                source,
+            });
     }
-    let file = sqlx::query_scalar::<_, String>(
-        "SELECT setting FROM pg_catalog.pg_file_settings \
-         WHERE lower(name) = 'timezone' AND applied ORDER BY seqno DESC LIMIT 1",
-    )
-    .fetch_optional(pool)
-    .await;
+    let file = client
+        .query_opt(
+            "SELECT setting FROM pg_catalog.pg_file_settings \
+             WHERE lower(name) = 'timezone' AND applied ORDER BY seqno DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .and_then(|row| row.map(|row| row.try_get::<_, String>(0)).transpose());
     match file {
         Ok(Some(zone)) => Ok(zone),
         Ok(None) => Ok("UTC".to_owned()),
@@ -593,24 +658,33 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// Whether a statement that changes one row found it.
+fn outcome(rows: u64) -> Outcome {
+    if rows > 0 {
+        Outcome::Applied
+    } else {
+        Outcome::Missing
+    }
+}
+
 impl SessionStore for PostgresStore {
     async fn get(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
-        let inner = &self.inner;
-        let query = sqlx::query_as::<_, (String, f64)>(&inner.statements.get)
-            .bind(id)
-            .bind(self.now())
-            .bind(&inner.zone);
-        let Some((text, expire)) = self
-            .timed(
-                "get",
-                inner
-                    .conns
-                    .run(async move |c| query.fetch_optional(&mut *c).await),
-            )
-            .await?
-        else {
+        let (now, zone) = (self.now(), &self.inner.zone);
+        let row: Option<Row> = self
+            .run("get", async |c| {
+                c.client.query_opt(&c.st.get, &[&id, &now, zone]).await
+            })
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
+        let (text, expire): (String, f64) =
+            (|| Ok((row.try_get(0)?, row.try_get(1)?)))().map_err(|source| {
+                StoreError::backend(PostgresStoreError::Database {
+                    statement: "get",
+                    source,
+                })
+            })?;
         let loaded = LoadedRecord::from_json(text.into_bytes()).map_err(StoreError::Corrupt)?;
         Ok(Some(match Duration::try_from_secs_f64(expire) {
             Ok(since_epoch) => loaded.with_deadline(UNIX_EPOCH + since_epoch),
@@ -619,33 +693,26 @@ impl SessionStore for PostgresStore {
     }
 
     async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
-        let inner = &self.inner;
         if self.expired(record.cookie()) {
-            let query = sqlx::query(&inner.statements.delete).bind(id);
             return self
-                .timed(
-                    "delete",
-                    inner.conns.run(async move |c| query.execute(&mut *c).await),
-                )
+                .run("delete", async |c| {
+                    c.client.execute(&c.st.delete, &[&id]).await
+                })
                 .await
                 .map(|_| ());
         }
         let text = record.to_json().map_err(StoreError::Corrupt)?;
-        let query = sqlx::query(&inner.statements.upsert)
-            .bind(id)
-            .bind(text)
-            .bind(self.expire(record.cookie()))
-            .bind(&inner.zone);
-        self.timed(
-            "upsert",
-            inner.conns.run(async move |c| query.execute(&mut *c).await),
-        )
+        let (expire, zone) = (self.expire(record.cookie()), &self.inner.zone);
+        self.run("upsert", async |c| {
+            c.client
+                .execute(&c.st.upsert, &[&id, &text, &expire, zone])
+                .await
+        })
         .await
         .map(|_| ())
     }
 
     async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
-        let inner = &self.inner;
         if self.expired(patch.cookie()) {
             return self.destroy(id).await;
         }
@@ -662,89 +729,54 @@ impl SessionStore for PostgresStore {
                     .map_err(|e| StoreError::Corrupt(tessera::RecordError::Json(e)))?,
             );
         }
-        let query = sqlx::query(&inner.statements.patch)
-            .bind(id)
-            .bind(patch.cookie().to_json())
-            .bind(keys)
-            .bind(values)
-            .bind(self.expire(patch.cookie()))
-            .bind(self.now())
-            .bind(&inner.zone);
-        let done = self
-            .timed(
-                "patch",
-                inner.conns.run(async move |c| query.execute(&mut *c).await),
-            )
-            .await?;
-        Ok(if done.rows_affected() > 0 {
-            Outcome::Applied
-        } else {
-            Outcome::Missing
+        let cookie = patch.cookie().to_json();
+        let (expire, now, zone) = (self.expire(patch.cookie()), self.now(), &self.inner.zone);
+        let params: [&(dyn ToSql + Sync); 7] = [&id, &cookie, &keys, &values, &expire, &now, zone];
+        self.run("patch", async |c| {
+            c.client.execute(&c.st.patch, &params).await
         })
+        .await
+        .map(outcome)
     }
 
     async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
-        let inner = &self.inner;
-        if !touch.is_due(inner.ttl) {
+        if !touch.is_due(self.inner.ttl) {
             return Ok(Outcome::Applied);
         }
         let cookie = touch.cookie();
         if self.expired(cookie) {
             return self.destroy(id).await;
         }
-        let query = sqlx::query(&inner.statements.touch)
-            .bind(id)
-            .bind(self.expire(cookie))
-            .bind(self.now())
-            .bind(&inner.zone);
-        let done = self
-            .timed(
-                "touch",
-                inner.conns.run(async move |c| query.execute(&mut *c).await),
-            )
-            .await?;
-        Ok(if done.rows_affected() > 0 {
-            Outcome::Applied
-        } else {
-            Outcome::Missing
+        let (expire, now, zone) = (self.expire(cookie), self.now(), &self.inner.zone);
+        self.run("touch", async |c| {
+            c.client
+                .execute(&c.st.touch, &[&id, &expire, &now, zone])
+                .await
         })
+        .await
+        .map(outcome)
     }
 
     async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
-        let inner = &self.inner;
-        let query = sqlx::query(&inner.statements.rotate)
-            .bind(from)
-            .bind(to)
-            .bind(self.now())
-            .bind(&inner.zone);
-        let done = self
-            .timed(
-                "rotate",
-                inner.conns.run(async move |c| query.execute(&mut *c).await),
-            )
-            .await?;
-        Ok(if done.rows_affected() > 0 {
-            Outcome::Applied
-        } else {
-            Outcome::Missing
+        let (now, zone) = (self.now(), &self.inner.zone);
+        self.run("rotate", async |c| {
+            c.client
+                .execute(&c.st.rotate, &[&from, &to, &now, zone])
+                .await
         })
+        .await
+        .map(outcome)
     }
 
     async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
-        let inner = &self.inner;
-        let query = sqlx::query_scalar::<_, bool>(&inner.statements.destroy)
-            .bind(id)
-            .bind(self.now())
-            .bind(&inner.zone);
-        let live = self
-            .timed(
-                "destroy",
-                inner
-                    .conns
-                    .run(async move |c| query.fetch_optional(&mut *c).await),
-            )
+        let (now, zone) = (self.now(), &self.inner.zone);
+        let row = self
+            .run("destroy", async |c| {
+                c.client.query_opt(&c.st.destroy, &[&id, &now, zone]).await
+            })
             .await?;
-        Ok(if live == Some(true) {
+        let live = row.is_some_and(|row| row.try_get::<_, bool>(0).unwrap_or(false));
+        Ok(if live {
             Outcome::Applied
         } else {
             Outcome::Missing
@@ -754,44 +786,35 @@ impl SessionStore for PostgresStore {
 
 impl SessionAdmin for PostgresStore {
     async fn len(&self) -> Result<usize, StoreError> {
-        let inner = &self.inner;
-        let query = sqlx::query_scalar::<_, i64>(&inner.statements.count)
-            .bind(self.now())
-            .bind(&inner.zone);
-        let n = self
-            .timed(
-                "count",
-                inner
-                    .conns
-                    .run(async move |c| query.fetch_one(&mut *c).await),
-            )
+        let (now, zone, sql) = (self.now(), &self.inner.zone, &self.inner.statements.count);
+        let n: i64 = self
+            .run("count", async |c| {
+                c.client
+                    .query_one(sql.as_str(), &[&now, zone])
+                    .await?
+                    .try_get(0)
+            })
             .await?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
     async fn ids(&self) -> Result<Vec<String>, StoreError> {
-        let inner = &self.inner;
-        let query = sqlx::query_scalar::<_, String>(&inner.statements.ids)
-            .bind(self.now())
-            .bind(&inner.zone);
-        self.timed(
-            "ids",
-            inner
-                .conns
-                .run(async move |c| query.fetch_all(&mut *c).await),
-        )
+        let (now, zone, sql) = (self.now(), &self.inner.zone, &self.inner.statements.ids);
+        self.run("ids", async |c| {
+            c.client
+                .query(sql.as_str(), &[&now, zone])
+                .await?
+                .iter()
+                .map(|row| row.try_get(0))
+                .collect()
+        })
         .await
     }
 
     async fn clear(&self) -> Result<(), StoreError> {
-        let inner = &self.inner;
-        let query = sqlx::query(&inner.statements.clear);
-        self.timed(
-            "clear",
-            inner.conns.run(async move |c| query.execute(&mut *c).await),
-        )
-        .await
-        .map(|_| ())
+        let sql = &self.inner.statements.clear;
+        self.run("clear", async |c| c.client.batch_execute(sql).await)
+            .await
     }
 }
 
