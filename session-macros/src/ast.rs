@@ -10,9 +10,20 @@ use crate::rules;
 
 /// Collected errors; combined into one `syn::Error` at the end.
 #[derive(Default)]
-pub struct Errors(Option<syn::Error>);
+pub struct Errors(Option<syn::Error>, bool);
 
 impl Errors {
+    /// Records an option whose value was refused: the checks of option combinations
+    /// then stay silent, since they would judge a value that is not there (a second,
+    /// cascading error).
+    pub fn push_value(&mut self, e: syn::Error) {
+        self.1 = true;
+        self.push(e);
+    }
+    /// Whether an option's value was refused.
+    pub fn value_refused(&self) -> bool {
+        self.1
+    }
     pub fn push(&mut self, e: syn::Error) {
         match &mut self.0 {
             Some(all) => all.combine(e),
@@ -271,15 +282,30 @@ fn lit_bool(meta: &ParseNestedMeta<'_>) -> syn::Result<Spanned<bool>> {
             value: b.value,
             span: b.span(),
         }),
-        Lit::Str(s) => Err(syn::Error::new(
-            s.span(),
-            format!(
-                "`{}` expects a bool, not a string: write `{} = {}` without quotes",
-                path_name(meta),
-                path_name(meta),
-                s.value()
-            ),
-        )),
+        Lit::Str(s) => {
+            let name = path_name(meta);
+            let text = s.value();
+            // `"no"`, `"off"`, `"0"` mean false; `"yes"`, `"on"`, `"1"` mean true.
+            let word = text.trim().to_ascii_lowercase();
+            let meant = if matches!(word.as_str(), "true" | "yes" | "y" | "on" | "1") {
+                "true"
+            } else if matches!(word.as_str(), "false" | "no" | "n" | "off" | "0") {
+                "false"
+            } else {
+                return Err(syn::Error::new(
+                    s.span(),
+                    format!(
+                        "`{name}` expects a bool, not a string: write `{name} = true` or `{name} = false` (without quotes)"
+                    ),
+                ));
+            };
+            Err(syn::Error::new(
+                s.span(),
+                format!(
+                    "`{name}` expects a bool, not a string: write `{name} = {meant}` without quotes"
+                ),
+            ))
+        }
         other => Err(syn::Error::new(
             other.span(),
             format!("`{}` expects `true` or `false`", path_name(meta)),
@@ -294,7 +320,7 @@ fn set_once<T>(
     errors: &mut Errors,
 ) {
     match value {
-        Err(e) => errors.push(e),
+        Err(e) => errors.push_value(e),
         Ok(v) => {
             if slot.is_some() {
                 errors.at(
@@ -407,15 +433,13 @@ fn parse_cookie(meta: &ParseNestedMeta<'_>, c: &mut CookieModel, errors: &mut Er
                         i.span(),
                         "`max_age = 0` expires the session at once; omit `max_age` for a browser-session cookie",
                     )),
-                    Ok(ms) => Ok(Spanned {
-                        value: ms,
-                        span: i.span(),
-                    }),
+                    // `max_age = 1800`: seconds to a Rust reader, milliseconds to express.
+                    Ok(n) => Err(syn::Error::new(i.span(), rules::bare_number_message(n))),
                     Err(e) => Err(e),
                 },
                 Ok(other) => Err(syn::Error::new(
                     other.span(),
-                    "`max_age` expects a duration such as \"30m\", \"1h\", \"7d\", \"90s\", or an integer of milliseconds",
+                    "`max_age` expects a duration with a unit, such as \"30m\", \"1h\", \"7d\", \"90s\" or \"1500ms\"",
                 )),
                 Err(e) => Err(e),
             };

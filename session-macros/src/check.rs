@@ -15,7 +15,9 @@ pub fn check(c: &Container, errors: &mut Errors) {
             "`max_age` and `expires` both set the lifetime; keep only one (prefer `max_age`)",
         );
     }
-    check_combination(&c.options, errors);
+    if !errors.value_refused() {
+        check_combination(&c.options, errors);
+    }
     let mut seen: Vec<(&str, &syn::Ident)> = Vec::new();
     let mut flatten: Option<&syn::Ident> = None;
     for f in &c.fields {

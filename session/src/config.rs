@@ -17,6 +17,16 @@ fn known_keys() -> impl Iterator<Item = &'static str> {
         .filter(|k| *k != "cookie")
 }
 
+/// An option's name as an environment variable's suffix: `max_age` → `COOKIE_MAX_AGE`.
+fn env_name(key: &str) -> String {
+    let upper = key.to_ascii_uppercase();
+    if rules::COOKIE_KEYS.contains(&key) {
+        format!("COOKIE_{upper}")
+    } else {
+        upper
+    }
+}
+
 fn normalize(key: &str) -> String {
     let k: String = key
         .chars()
@@ -119,19 +129,53 @@ impl SessionOptions {
         Ok(o)
     }
 
-    /// Applies every environment variable that starts with `prefix`
+    /// Applies every environment variable that starts with `prefix` and names an option
     /// (`SESSION_NAME`, `SESSION_COOKIE_MAX_AGE`, `SESSION_SAME_SITE`, ... with prefix
     /// `"SESSION_"`), then validates. `{prefix}SECRET` is left alone: secrets go to
-    /// [`crate::Secret::from_env`].
+    /// [`crate::Secret::from_env`]. Other variables that share the prefix (a desktop's
+    /// `SESSION_MANAGER`) are not options and are skipped; one within two edits of an
+    /// option (`SESSION_NAEM`) is skipped with a warning that names the option meant.
+    /// An error names the variable.
     pub fn with_env(self, prefix: &str) -> Result<Self, ConfigError> {
         let mut vars: Vec<(String, String)> = std::env::vars()
-            .filter_map(|(k, v)| {
-                let key = k.strip_prefix(prefix)?;
-                (!key.eq_ignore_ascii_case("secret")).then(|| (key.to_owned(), v))
+            .filter(|(k, _)| {
+                k.strip_prefix(prefix)
+                    .is_some_and(|key| !key.eq_ignore_ascii_case("secret"))
             })
             .collect();
         vars.sort();
-        self.with_config(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        let mut o = self;
+        for (var, value) in &vars {
+            let key = &var[prefix.len()..];
+            o = match o.clone().set(key, value) {
+                Ok(next) => next,
+                Err(ConfigError::UnknownOption { .. }) => {
+                    let names: Vec<String> = known_keys()
+                        .flat_map(|k| [env_name(k), k.to_ascii_uppercase()])
+                        .collect();
+                    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                    match rules::near_miss(key, &names) {
+                        Some(meant) => tracing::warn!(
+                            variable = var.as_str(),
+                            "environment variable `{var}` is not a session option; did you mean `{prefix}{meant}`?"
+                        ),
+                        None => tracing::debug!(
+                            variable = var.as_str(),
+                            "environment variable `{var}` shares the prefix but names no session option; skipped"
+                        ),
+                    }
+                    o
+                }
+                Err(error) => {
+                    return Err(ConfigError::Env {
+                        variable: var.clone(),
+                        source: Box::new(error),
+                    });
+                }
+            };
+        }
+        o.validate()?;
+        Ok(o)
     }
 
     /// Checks the combinations that browsers reject (`SameSite=None` or `Partitioned`

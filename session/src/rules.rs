@@ -7,9 +7,11 @@
 
 #![allow(dead_code)]
 
-/// Parses a duration written as an integer of milliseconds or a number with a unit
-/// (`ms`, `s`, `m`, `h`, `d`): `"90s"`, `"30m"`, `"1h"`, `"7d"`, `"1500"`.
-/// Zero and negative values are rejected: a session that expires at once is a mistake.
+/// Parses a duration written as a number with a unit (`ms`, `s`, `m`, `h`, `d`):
+/// `"90s"`, `"30m"`, `"1h"`, `"7d"`, `"1500ms"`. A bare number is rejected: express's
+/// `maxAge` counts milliseconds, a Rust reader expects seconds, and `1800` would be 1.8 s
+/// to one and half an hour to the other ([`bare_number_message`]). Zero and negative
+/// values are rejected: a session that expires at once is a mistake.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
@@ -28,7 +30,9 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
         .parse()
         .map_err(|_| format!("duration `{text}` is too large"))?;
     let factor: u64 = match unit.trim() {
-        "" | "ms" => 1,
+        "" if n == 0 => 1,
+        "" => return Err(bare_number_message(n)),
+        "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
@@ -48,6 +52,25 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
         ));
     }
     Ok(ms)
+}
+
+/// Why a duration without a unit is refused, with the spellings that say what was meant:
+/// for 1800, "30m", "1800s" or "1800000ms" (seconds), and "1800ms" (express's
+/// milliseconds).
+pub fn bare_number_message(n: u64) -> String {
+    let as_seconds = if n % 86_400 == 0 {
+        format!("\"{}d\", ", n / 86_400)
+    } else if n % 3_600 == 0 {
+        format!("\"{}h\", ", n / 3_600)
+    } else if n % 60 == 0 {
+        format!("\"{}m\", ", n / 60)
+    } else {
+        String::new()
+    };
+    format!(
+        "the duration `{n}` has no unit, so it is ambiguous: as seconds write {as_seconds}\"{n}s\" or \"{}ms\"; as milliseconds (express-session's `maxAge`) write \"{n}ms\"",
+        n.saturating_mul(1000)
+    )
 }
 
 /// RFC 6265 `token`: the characters a cookie name may have.
@@ -178,6 +201,18 @@ pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
+/// The candidate at most two edits from `word` (ignoring case only: `MANAGER` is three
+/// edits from `MAX_AGE`), if any: a near miss worth a "did you mean".
+pub fn near_miss<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (levenshtein(&w, &c.to_ascii_lowercase()), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
 fn levenshtein(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
@@ -298,14 +333,24 @@ mod tests {
         assert_eq!(parse_duration_ms("30m"), Ok(1_800_000));
         assert_eq!(parse_duration_ms("1h"), Ok(3_600_000));
         assert_eq!(parse_duration_ms("7d"), Ok(604_800_000));
-        assert_eq!(parse_duration_ms("1500"), Ok(1500));
+        assert_eq!(parse_duration_ms("1500ms"), Ok(1500));
         assert_eq!(parse_duration_ms("250ms"), Ok(250));
+    }
+
+    #[test]
+    fn a_bare_number_is_refused_with_the_spellings_that_say_what_was_meant() {
+        let m = parse_duration_ms("1800").unwrap_err();
+        assert!(m.contains("\"30m\", \"1800s\" or \"1800000ms\""), "{m}");
+        assert!(m.contains("\"1800ms\""), "{m}");
+        let m = parse_duration_ms("90").unwrap_err();
+        assert!(m.contains("\"90s\" or \"90000ms\""), "{m}");
     }
 
     #[test]
     fn durations_reject_zero_negative_and_garbage() {
         for bad in [
             "0",
+            "1800",
             "0s",
             "-5m",
             "",

@@ -33,6 +33,10 @@ fn config_rejects_the_misconfigurations_the_attribute_rejects() {
     rejected(&[("resave", "maybe")], "expected `true` or `false`");
     rejected(&[("max_age", "30 minutes")], "unknown duration unit");
     rejected(&[("max_age", "0")], "zero");
+    rejected(
+        &[("max_age", "1800")],
+        "has no unit, so it is ambiguous: as seconds write \"30m\", \"1800s\" or \"1800000ms\"",
+    );
     rejected(&[("max_age", "-5m")], "negative");
     rejected(&[("max_age", "5w")], "unknown duration unit `w`");
     rejected(&[("same_site", "none")], "needs `secure = true`");
@@ -94,7 +98,7 @@ fn config_accepts_every_valid_form() {
     ])
     .unwrap();
     assert_eq!(o.cookie_name(), "__Host-sid");
-    for d in ["90s", "30m", "1h", "7d", "250ms", "60000"] {
+    for d in ["90s", "30m", "1h", "7d", "250ms", "60000ms"] {
         config(&[("max_age", d)]).unwrap();
     }
     config(&[("expires", "2999-01-01T00:00:00Z")]).unwrap();
@@ -130,6 +134,11 @@ fn run_env_child(vars: &[(&str, &str)], expect: &str) -> String {
 #[ignore = "run by environment_variables_are_read_with_a_prefix_and_checked in a child process"]
 fn env_child() {
     let expect = std::env::var("TESSERA_ENV_CHILD_EXPECT").unwrap();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
     match SessionOptions::default().with_env("TESSERA_T_") {
         Ok(o) => {
             assert_eq!(expect, "ok", "accepted: {o:?}");
@@ -170,9 +179,41 @@ fn environment_variables_are_read_with_a_prefix_and_checked() {
 }
 
 #[test]
+fn environment_variables_that_name_no_option_do_not_stop_start_up_and_near_misses_warn() {
+    let text = run_env_child(
+        &[
+            ("TESSERA_T_NAME", "__Host-sid"),
+            ("TESSERA_T_COOKIE_SECURE", "true"),
+            // What a Linux desktop sets under the prefix `SESSION_`.
+            ("TESSERA_T_MANAGER", "local/host:@/tmp/.ICE-unix/1234"),
+            ("TESSERA_T_COOKIE_SAMESITEX", "lax"),
+        ],
+        "ok",
+    );
+    assert!(text.contains("child: accepted __Host-sid"), "{text}");
+    assert!(
+        text.contains("environment variable `TESSERA_T_COOKIE_SAMESITEX` is not a session option; did you mean `TESSERA_T_COOKIE_SAME_SITE`?"),
+        "{text}"
+    );
+    assert!(!text.contains("TESSERA_T_MANAGER` is not"), "{text}");
+}
+
+#[test]
+fn an_environment_variable_with_a_bad_value_is_named_in_the_error() {
+    let text = run_env_child(
+        &[
+            ("TESSERA_T_NAME", "__Host-sid"),
+            ("TESSERA_T_COOKIE_MAX_AGE", "1800"),
+        ],
+        "err:environment variable `TESSERA_T_COOKIE_MAX_AGE`: invalid session option `max_age`: the duration `1800` has no unit",
+    );
+    assert!(text.contains("child: rejected"), "{text}");
+}
+
+#[test]
 fn try_with_options_rejects_what_browsers_reject() {
     let bad = SessionOptions::default().same_site(Some("none".parse().unwrap()));
-    let layer = SessionLayer::<Visit>::new(Secret::new("s").unwrap());
+    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("s").unwrap());
     let err = layer.clone().try_with_options(bad).unwrap_err();
     assert!(
         err.to_string()

@@ -1,7 +1,7 @@
 use tessera::SessionData;
 
 #[derive(SessionData, Default)]
-#[session(cookie(max_age = 60000))]
+#[session(cookie(max_age = "60000ms"))]
 struct Millis {
     a: u8,
 }
