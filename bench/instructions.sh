@@ -24,4 +24,17 @@ for scenario in A A-read B; do
   printf '| %s | %d | %d | %d | %d | %d |\n' "$scenario" "${per[bare]}" "${per[tessera]}" \
     "${per[tower-sessions]}" $((per[tessera] - per[bare])) $((per[tower-sessions] - per[bare]))
 done
+# Hostile input: the cost of a request must grow linearly with the keys of its session.
+KN="${KN:-200}"
+echo
+echo "| session keys | tessera instructions/request | ratio to 2,000 keys |"
+echo "|---:|---:|---:|"
+base=0
+for keys in 2000 8000; do
+  total=$(valgrind --tool=callgrind --callgrind-out-file="$out/keys.$keys" \
+    target/release/profile_requests tessera "K$keys" "$KN" 2>&1 | awk '/Collected/ {print $4}')
+  per=$((total / KN))
+  [ "$base" -eq 0 ] && base=$per
+  printf '| %d | %d | %s |\n' "$keys" "$per" "$(awk -v a="$per" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"
+done
 rm -rf "$out"

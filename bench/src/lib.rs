@@ -77,6 +77,16 @@ mod with_tessera {
         views: u64,
     }
 
+    /// A session with many keys besides `views` (the hostile-input scenarios K2000 and
+    /// K8000 of `bench/instructions.sh`).
+    #[derive(SessionData, Default)]
+    #[session(resave = false, save_uninitialized = false)]
+    struct Wide {
+        views: u64,
+        #[session(flatten)]
+        rest: serde_json::Map<String, serde_json::Value>,
+    }
+
     pub fn app() -> Router {
         let secret = match Secret::new("a benchmark secret that is long enough") {
             Ok(s) => s,
@@ -94,6 +104,24 @@ mod with_tessera {
             .route(
                 "/read",
                 get(|s: Session<Views>| async move { format!("views: {}", *s.views) }),
+            )
+            .route(
+                "/wide/fill/{n}",
+                get(
+                    |mut s: Session<Wide>, axum::extract::Path(n): axum::extract::Path<usize>| async move {
+                        for i in 0..n {
+                            s.rest.insert(format!("key{i}"), serde_json::json!(i));
+                        }
+                        "filled"
+                    },
+                ),
+            )
+            .route(
+                "/wide",
+                get(|mut s: Session<Wide>| async move {
+                    *s.views += 1;
+                    format!("views: {}", *s.views)
+                }),
             )
             .layer(layer)
     }

@@ -182,7 +182,7 @@ impl Config {
         let list = self
             .secrets
             .iter()
-            .map(Secret::new)
+            .map(Secret::short_for_migration)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| e.to_string())?;
         Secrets::new(list).map_err(|e| e.to_string())

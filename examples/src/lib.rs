@@ -12,11 +12,15 @@ use tessera::Secret;
 pub fn secret_from_env_or_dev() -> Secret {
     match Secret::from_env("SESSION_SECRET") {
         Ok(s) => s,
+        Err(e @ tessera::ConfigError::ShortSecret { .. }) => {
+            eprintln!("SESSION_SECRET: {e}");
+            std::process::exit(2);
+        }
         Err(_) => {
             eprintln!(
                 "SESSION_SECRET is not set: using a development secret (never do this in production)"
             );
-            match Secret::new("keyboard cat") {
+            match Secret::new("tessera development secret: never use it in production") {
                 Ok(s) => s,
                 Err(e) => unreachable!("a non-empty literal secret is valid: {e}"),
             }

@@ -264,6 +264,50 @@ impl Baseline {
         }
     }
 
+    /// How many keys are stored (a repeated key counts each time) and the length of the
+    /// stored text, when the fields are still the text a store handed over.
+    pub(crate) fn stored_size(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            Repr::Map(map) => (map.len(), None),
+            Repr::Text { json, entries, .. } => (entries.len(), Some(json.len())),
+        }
+    }
+
+    /// How many keys, and about how many bytes of JSON, the fields hold with `changes`
+    /// applied. Linear in the changes (and, for fields not kept as text, in the fields).
+    pub(crate) fn size_after(&self, changes: &[FieldChange]) -> (usize, usize) {
+        let entry = |key: &str, value_len: usize| key.len() + 4 + value_len;
+        let (mut keys, mut bytes) = match &self.0 {
+            Repr::Map(map) => (
+                map.len(),
+                2 + map
+                    .iter()
+                    .map(|(k, v)| entry(k, json_len(v)))
+                    .sum::<usize>(),
+            ),
+            Repr::Text { json, entries, .. } => (entries.len(), json.len()),
+        };
+        for change in changes {
+            if change.key == COOKIE_KEY {
+                continue;
+            }
+            let old = match self.get(&change.key) {
+                None => None,
+                Some(StoredValue::Json(text)) => Some(text.len()),
+                Some(StoredValue::Value(v)) => Some(json_len(v)),
+            };
+            if let Some(old) = old {
+                bytes = bytes.saturating_sub(entry(&change.key, old));
+                keys = keys.saturating_sub(1);
+            }
+            if let Some(new) = &change.value {
+                bytes = bytes.saturating_add(entry(&change.key, json_len(new)));
+                keys += 1;
+            }
+        }
+        (keys, bytes)
+    }
+
     /// The stored value of `key`, decoded.
     pub fn value(&self, key: &str) -> Option<Value> {
         match self.get(key)? {
@@ -344,6 +388,24 @@ impl Default for Repr {
     fn default() -> Self {
         Self::Map(Fields::new())
     }
+}
+
+/// The length of `value` written as compact JSON.
+pub(crate) fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// Whether the JSON text `text` (as some writer stored it) holds `value`.

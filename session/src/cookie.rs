@@ -31,6 +31,20 @@ pub struct SessionCookie {
     pub(crate) changed: bool,
 }
 
+/// The longest lifetime a session cookie gets: 400 days, the limit browsers apply to
+/// any cookie (RFC 6265bis). A longer `maxAge` (from the options, a setter, or a record
+/// another writer stored) is cut to it, and a shorter negative one to its negation, so
+/// that no arithmetic on it overflows and no session outlives every browser's cookie.
+pub const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+
+/// [`MAX_COOKIE_AGE`] in milliseconds.
+const MAX_AGE_MS: i64 = 400 * 24 * 60 * 60 * 1000;
+
+/// `ms` cut to `±MAX_COOKIE_AGE`.
+pub(crate) fn clamp_age_ms(ms: i64) -> i64 {
+    ms.clamp(-MAX_AGE_MS, MAX_AGE_MS)
+}
+
 /// The shared `"/"`: most cookies have it, and sharing it saves an allocation per session.
 pub(crate) fn root_path() -> Arc<str> {
     static ROOT: OnceLock<Arc<str>> = OnceLock::new();
@@ -75,12 +89,13 @@ impl SessionCookie {
         });
         let (original_max_age, expires) = match (opts.max_age, opts.expires) {
             (Some(age), _) => {
-                let age = time::duration_ms(age);
+                let age = clamp_age_ms(time::duration_ms(age));
                 (Some(age), Some(now().saturating_add(age)))
             }
             (None, Some(at)) => {
-                let at = time::system_time_to_ms(at);
-                (Some(at - now()), Some(at))
+                let now = now();
+                let age = clamp_age_ms(time::system_time_to_ms(at).saturating_sub(now));
+                (Some(age), Some(now.saturating_add(age)))
             }
             (None, None) => (None, None),
         };
@@ -101,7 +116,7 @@ impl SessionCookie {
     /// Time left until the cookie expires, in milliseconds (negative once expired);
     /// `None` for a browser-session cookie. This is express's `cookie.maxAge`.
     pub fn max_age_ms(&self) -> Option<i64> {
-        self.expires.map(|e| e - time::now_ms())
+        self.expires.map(|e| e.saturating_sub(time::now_ms()))
     }
 
     /// Time left until the cookie expires (zero once expired); `None` for a
@@ -117,10 +132,12 @@ impl SessionCookie {
         self.set_max_age_ms(max_age.map(time::duration_ms));
     }
 
-    /// [`Self::set_max_age`] in milliseconds (a negative value expires the cookie).
+    /// [`Self::set_max_age`] in milliseconds (a negative value expires the cookie). Cut to
+    /// [`MAX_COOKIE_AGE`] either way.
     pub fn set_max_age_ms(&mut self, max_age_ms: Option<i64>) {
         match max_age_ms {
             Some(ms) => {
+                let ms = clamp_age_ms(ms);
                 self.expires = Some(time::now_ms().saturating_add(ms));
                 self.original_max_age = Some(ms);
             }
@@ -143,13 +160,14 @@ impl SessionCookie {
     }
 
     /// Sets the expiry date; as in express the time left becomes the max-age that later
-    /// requests renew.
+    /// requests renew. A date beyond [`MAX_COOKIE_AGE`] from now is brought back to it.
     pub fn set_expires(&mut self, expires: Option<SystemTime>) {
         match expires {
             Some(at) => {
-                let at = time::system_time_to_ms(at);
-                self.expires = Some(at);
-                self.original_max_age = Some(at - time::now_ms());
+                let now = time::now_ms();
+                let age = clamp_age_ms(time::system_time_to_ms(at).saturating_sub(now));
+                self.expires = Some(now.saturating_add(age));
+                self.original_max_age = Some(age);
             }
             None => {
                 self.expires = None;

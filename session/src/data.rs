@@ -267,10 +267,13 @@ pub mod __private {
         let reserved = |k: &str| declared.contains(&k) || k == COOKIE_KEY;
         for (k, v) in &field.value {
             if reserved(k) {
-                tracing::warn!(
-                    key = k.as_str(),
-                    "ignoring a flatten-map key that names a declared field or `cookie`"
-                );
+                if let Some(suppressed) = crate::gate::RESERVED_KEYS.admit(crate::time::now_ms()) {
+                    tracing::warn!(
+                        key = k.as_str(),
+                        suppressed,
+                        "ignoring a flatten-map key that names a declared field or `cookie`"
+                    );
+                }
                 continue;
             }
             if !baseline.holds(k, v) {

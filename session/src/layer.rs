@@ -94,9 +94,34 @@ pub(crate) struct Ctx {
     /// The signer is the default [`HmacSigner`], whose verified values may be remembered
     /// (a custom signer may, for example, expire signatures).
     pub(crate) default_signer: bool,
+    /// The layer's rate-limited and once-only events.
+    pub(crate) alerts: Arc<crate::gate::Alerts>,
 }
 
 impl Ctx {
+    /// express-session's start-up warnings: `resave` and `saveUninitialized` keep
+    /// their defaults (true, as in express), but an application should choose them, and
+    /// is told so once.
+    fn warn_of_implicit_defaults(&self) {
+        use std::sync::atomic::Ordering;
+        if self.alerts.warned_defaults.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if !self.options.explicit_resave {
+            tracing::warn!(
+                "undefined resave option; provide resave option \
+                 (#[session(resave = false)] or SessionOptions::resave); the default is true"
+            );
+        }
+        if !self.options.explicit_save_uninitialized {
+            tracing::warn!(
+                "undefined saveUninitialized option; provide saveUninitialized option \
+                 (#[session(save_uninitialized = false)] or SessionOptions::save_uninitialized); \
+                 the default is true, which stores a session for every visitor"
+            );
+        }
+    }
+
     pub(crate) fn generate_id(&self, parts: Option<&Parts>) -> Result<String, SessionError> {
         match (&self.genid, parts) {
             (Some(genid), Some(parts)) => {
@@ -133,10 +158,13 @@ impl Ctx {
     fn read_id(&self, headers: &HeaderMap) -> Option<String> {
         let raw = find_cookie_raw(headers, &self.options.name)?;
         if raw.len() > MAX_COOKIE_VALUE_LEN {
-            tracing::info!(
-                len = raw.len(),
-                "session cookie too long; starting a fresh session"
-            );
+            if let Some(suppressed) = self.alerts.bad_cookies.admit(time::now_ms()) {
+                tracing::info!(
+                    len = raw.len(),
+                    suppressed,
+                    "session cookie too long; starting a fresh session"
+                );
+            }
             return None;
         }
         let remembered = if self.default_signer {
@@ -151,13 +179,21 @@ impl Ctx {
         match id {
             Some(id) if !id.is_empty() && id.len() <= MAX_ID_LEN => Some(id),
             Some(_) => {
-                tracing::info!("signed session id has an invalid length; starting a fresh session");
+                if let Some(suppressed) = self.alerts.bad_cookies.admit(time::now_ms()) {
+                    tracing::info!(
+                        suppressed,
+                        "signed session id has an invalid length; starting a fresh session"
+                    );
+                }
                 None
             }
             None => {
-                tracing::info!(
-                    "session cookie signature does not verify; starting a fresh session"
-                );
+                if let Some(suppressed) = self.alerts.bad_cookies.admit(time::now_ms()) {
+                    tracing::info!(
+                        suppressed,
+                        "session cookie signature does not verify; starting a fresh session"
+                    );
+                }
                 None
             }
         }
@@ -168,24 +204,30 @@ impl Ctx {
     fn verify(&self, raw: &[u8]) -> Option<Option<String>> {
         let value = decode_cookie_value(raw)?;
         let Some(signed) = value.strip_prefix("s:") else {
-            tracing::debug!(
-                "session cookie is not signed (no `s:` prefix); starting a fresh session"
-            );
+            if let Some(suppressed) = self.alerts.bad_cookies.admit(time::now_ms()) {
+                tracing::debug!(
+                    suppressed,
+                    "session cookie is not signed (no `s:` prefix); starting a fresh session"
+                );
+            }
             return None;
         };
-        let id = if self.default_signer {
-            unsign_remembering(&self.secrets, raw, signed)
-        } else {
-            self.secrets
-                .iter()
-                .find_map(|secret| self.signer.unsign(signed, secret))
-        };
-        // The id is the start of `signed`, which follows the "s:" of `value`.
-        let Some(len) = id.map(str::len) else {
+        if !self.default_signer {
+            // A custom signer's value need not be a prefix of what it signed (a
+            // key-versioned signer, say): take what `unsign` returns.
+            return Some(
+                self.secrets
+                    .iter()
+                    .find_map(|secret| self.signer.unsign(signed, secret))
+                    .map(str::to_owned),
+            );
+        }
+        // The default signer's id is the start of `signed` ("s:" + id + "." + signature).
+        let Some(len) = unsign_remembering(&self.secrets, raw, signed).map(str::len) else {
             return Some(None);
         };
         Some(Some(match value {
-            // Reuse the decoded buffer: "s:" + id + "." + signature.
+            // Reuse the decoded buffer.
             Cow::Owned(mut buf) => {
                 buf.truncate(2 + len);
                 buf.drain(..2);
@@ -212,7 +254,7 @@ impl Ctx {
 /// }
 ///
 /// # fn main() -> Result<(), tessera::ConfigError> {
-/// let layer = SessionLayer::<Visit>::new(Secret::new("a long random secret")?)
+/// let layer = SessionLayer::<Visit>::new(Secret::new("a long random secret of 32 bytes or more")?)
 ///     .with_store(MemoryStore::default());
 /// let app: Router = Router::new().route("/", get(index)).layer(layer);
 /// # Ok(()) }
@@ -259,6 +301,7 @@ impl<T: SessionData> SessionLayer<T> {
                 options: T::options(),
                 genid: None,
                 default_signer: true,
+                alerts: Arc::default(),
             }),
             store,
             _data: PhantomData,
@@ -326,6 +369,7 @@ impl<T, St> SessionLayer<T, St> {
 impl<S, T, St> Layer<S> for SessionLayer<T, St> {
     type Service = SessionService<S, T, St>;
     fn layer(&self, inner: S) -> Self::Service {
+        self.ctx.warn_of_implicit_defaults();
         SessionService {
             inner,
             ctx: Arc::clone(&self.ctx),
@@ -415,6 +459,10 @@ fn head_copy(parts: &Parts) -> Parts {
     head
 }
 
+fn error_body(limit: &crate::options::LimitError) -> String {
+    format!("session could not be saved: {limit}")
+}
+
 fn error_response(message: &'static str) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, message).into_response()
 }
@@ -438,7 +486,20 @@ pub(crate) async fn open<T: SessionData>(
                 ctx.store.get(id)
             };
             match load.await {
-                Ok(found) => found,
+                Ok(Some(found)) => {
+                    let (keys, bytes) = found.fields.stored_size();
+                    match ctx.options.check_size(keys, bytes.unwrap_or(0)) {
+                        Ok(()) => Some(found),
+                        Err(limit) => {
+                            tracing::warn!(
+                                %limit,
+                                "stored session is over a limit; starting a fresh session"
+                            );
+                            None
+                        }
+                    }
+                }
+                Ok(None) => None,
                 Err(StoreError::Corrupt(error)) => {
                     tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
                     None
@@ -528,6 +589,15 @@ where
                 error = &error as &dyn std::error::Error,
                 "failed to persist the session"
             );
+            if let (SessionError::Store(_), Some(secs)) = (
+                &error,
+                crate::session::retry_after_secs(ctx.options.store_error),
+            ) {
+                return Ok(crate::session::retry_later(secs));
+            }
+            if let SessionError::Limit(limit) = &error {
+                return Ok((StatusCode::INTERNAL_SERVER_ERROR, error_body(limit)).into_response());
+            }
             return Ok(error_response("session could not be saved"));
         }
         Ok(response)
@@ -591,7 +661,19 @@ async fn finish<T: SessionData, St: SessionStore>(
         opts.rolling || cookie_changed || (st.cookie.expires.is_some() && modified)
     };
     if set_cookie && st.cookie.secure() && !request_secure {
-        tracing::debug!("not sending a Secure session cookie in reply to an insecure request");
+        if ctx
+            .alerts
+            .warned_insecure
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::debug!("not sending a Secure session cookie in reply to an insecure request");
+        } else {
+            tracing::warn!(
+                "not sending a Secure session cookie in reply to a plain-http request, so the \
+                 session will not last; behind a TLS-terminating proxy set `proxy = true` \
+                 (X-Forwarded-Proto), or use `secure = \"auto\"` (this warning is shown once)"
+            );
+        }
         set_cookie = false;
     }
     time::lend(now, || st.cookie.touch());
@@ -613,7 +695,7 @@ async fn finish<T: SessionData, St: SessionStore>(
     } else if should_save {
         let write = {
             let _now = lend();
-            store.set(&st.id, st.record(&changes))
+            store.set(&st.id, st.record(&changes).uninitialized(!modified))
         };
         write.await?;
         Outcome::Applied
@@ -647,7 +729,7 @@ mod tests {
 
     #[test]
     fn the_default_cookie_written_in_place_equals_the_generic_rendering() {
-        let secrets = Secrets::from(Secret::new("keyboard cat").unwrap());
+        let secrets = Secrets::from(Secret::short_for_migration("keyboard cat").unwrap());
         let ctx = Ctx {
             store: Arc::new(MemoryStore::default()),
             signer: Arc::new(HmacSigner),
@@ -655,6 +737,7 @@ mod tests {
             options: SessionOptions::default(),
             genid: None,
             default_signer: true,
+            alerts: Arc::default(),
         };
         let cookie = SessionCookie::default();
         let mut ids: Vec<String> = (0..200).filter_map(|_| default_id().ok()).collect();

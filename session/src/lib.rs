@@ -24,7 +24,7 @@
 //! }
 //!
 //! # fn main() -> Result<(), tessera::ConfigError> {
-//! let layer = SessionLayer::<Visit>::new(Secret::new("a long, random secret")?)
+//! let layer = SessionLayer::<Visit>::new(Secret::new("a long, random secret of 32 bytes or more")?)
 //!     .with_store(MemoryStore::default());
 //! let app: Router = Router::new().route("/", get(index)).layer(layer);
 //! # Ok(()) }
@@ -67,6 +67,7 @@ mod baseline;
 mod config;
 mod cookie;
 mod data;
+mod gate;
 mod layer;
 mod options;
 mod record;
@@ -76,18 +77,19 @@ mod signing;
 pub mod store;
 mod time;
 
-pub use cookie::SessionCookie;
+pub use cookie::{MAX_COOKIE_AGE, SessionCookie};
 pub use data::{__private, EncodeError, Field, SessionData};
 pub use layer::{SecureConnection, SessionLayer, SessionService};
 pub use options::{
-    ConfigError, CookieOptions, Priority, SameSite, Secure, SessionOptions, StoreErrorPolicy, Unset,
+    ConfigError, CookieOptions, LimitError, Priority, SameSite, Secure, SessionOptions,
+    StoreErrorPolicy, Unset,
 };
 pub use record::{
     COOKIE_KEY, FieldChange, Fields, LoadedRecord, Patch, Record, RecordError, RecordView, Touch,
 };
 pub use session::{Session, SessionError, SessionRejection};
 pub use signing::{HmacSigner, Secret, Secrets, Signer};
-pub use store::memory::MemoryStore;
+pub use store::memory::{MemoryStats, MemoryStore};
 pub use store::{BoxError, Outcome, SessionAdmin, SessionStore, StoreError};
 pub use tessera_macros::SessionData;
 

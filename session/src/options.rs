@@ -14,6 +14,18 @@ pub enum ConfigError {
     /// A secret with no bytes.
     #[error("session secret is empty; pass a long random string")]
     EmptySecret,
+    /// A secret shorter than [`crate::Secret::MIN_LEN`] bytes.
+    #[error(
+        "session secret is {len} bytes; use at least {min} random bytes \
+         (for example `openssl rand -base64 48`), or `Secret::short_for_migration` \
+         to keep an existing express-session secret while moving"
+    )]
+    ShortSecret {
+        /// The secret's length in bytes.
+        len: usize,
+        /// The least accepted.
+        min: usize,
+    },
     /// An empty list of secrets.
     #[error("the secret list must contain one or more secrets")]
     NoSecrets,
@@ -35,6 +47,15 @@ pub enum ConfigError {
         option: &'static str,
         /// What is wrong and how to fix it.
         message: String,
+    },
+    /// An environment variable read by [`SessionOptions::with_env`] holds a bad value.
+    #[error("environment variable `{variable}`: {source}")]
+    Env {
+        /// The variable's full name.
+        variable: String,
+        /// What is wrong with its value.
+        #[source]
+        source: Box<ConfigError>,
     },
 }
 
@@ -139,6 +160,28 @@ impl FromStr for Unset {
     }
 }
 
+/// A session that would outgrow a limit of [`SessionOptions`].
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// More keys than `max_keys`.
+    #[error("the session would hold {keys} keys, more than max_keys ({max})")]
+    TooManyKeys {
+        /// The keys it would hold.
+        keys: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// More bytes than `max_record_bytes`.
+    #[error("the session would be about {bytes} bytes of JSON, more than max_record_bytes ({max})")]
+    TooLarge {
+        /// About how many bytes it would be.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
 /// What a request gets when the store fails while loading its session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum StoreErrorPolicy {
@@ -148,6 +191,13 @@ pub enum StoreErrorPolicy {
     Fail,
     /// Call the handler without a session: `Option<Session<T>>` is `None`.
     ContinueWithoutSession,
+    /// Answer `503 Service Unavailable` with `Retry-After` (whole seconds, at least one)
+    /// without calling the handler, so that a load balancer or a client retries later.
+    /// A store that fails while saving gets the same answer.
+    ServiceUnavailable {
+        /// What `Retry-After` says.
+        retry_after: Duration,
+    },
 }
 
 /// Cookie settings applied to new sessions (a loaded session keeps its stored cookie,
@@ -205,6 +255,11 @@ pub struct SessionOptions {
     pub(crate) proxy: Option<bool>,
     pub(crate) store_error: StoreErrorPolicy,
     pub(crate) touch_after: Option<std::time::Duration>,
+    pub(crate) max_keys: usize,
+    pub(crate) max_record_bytes: usize,
+    /// Whether `resave` and `save_uninitialized` were given (express warns when not).
+    pub(crate) explicit_resave: bool,
+    pub(crate) explicit_save_uninitialized: bool,
 }
 
 impl Default for SessionOptions {
@@ -219,11 +274,54 @@ impl Default for SessionOptions {
             proxy: None,
             store_error: StoreErrorPolicy::Fail,
             touch_after: None,
+            max_keys: Self::DEFAULT_MAX_KEYS,
+            max_record_bytes: Self::DEFAULT_MAX_RECORD_BYTES,
+            explicit_resave: false,
+            explicit_save_uninitialized: false,
         }
     }
 }
 
 impl SessionOptions {
+    /// The default of [`SessionOptions::max_keys`]: 10,000 keys.
+    pub const DEFAULT_MAX_KEYS: usize = 10_000;
+    /// The default of [`SessionOptions::max_record_bytes`]: 1 MiB.
+    pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
+
+    /// The most keys a session may hold (default [`Self::DEFAULT_MAX_KEYS`]). A change
+    /// that would pass it is not saved: the request answers `500` naming the limit, a
+    /// `tracing` event says which, and the stored session stays as it was. A stored
+    /// session that already holds more (written by another service) is not loaded: the
+    /// request starts a fresh session, with an event.
+    pub fn max_keys(mut self, max: usize) -> Self {
+        self.max_keys = max.max(1);
+        self
+    }
+
+    /// The most bytes of a session's stored fields, as compact JSON (default
+    /// [`Self::DEFAULT_MAX_RECORD_BYTES`]); enforced like [`Self::max_keys`].
+    pub fn max_record_bytes(mut self, max: usize) -> Self {
+        self.max_record_bytes = max.max(1);
+        self
+    }
+
+    /// Checks the size the fields would have after a change.
+    pub(crate) fn check_size(&self, keys: usize, bytes: usize) -> Result<(), LimitError> {
+        if keys > self.max_keys {
+            return Err(LimitError::TooManyKeys {
+                keys,
+                max: self.max_keys,
+            });
+        }
+        if bytes > self.max_record_bytes {
+            return Err(LimitError::TooLarge {
+                bytes,
+                max: self.max_record_bytes,
+            });
+        }
+        Ok(())
+    }
+
     /// The cookie name (default `connect.sid`). Must be an RFC 6265 token.
     pub fn name(mut self, name: &str) -> Result<Self, ConfigError> {
         rules::check_cookie_name(name).map_err(|m| ConfigError::invalid("name", m))?;
@@ -309,6 +407,7 @@ impl SessionOptions {
     /// Save sessions that were not modified (express default: true).
     pub fn resave(mut self, on: bool) -> Self {
         self.resave = on;
+        self.explicit_resave = true;
         self
     }
 
@@ -321,6 +420,7 @@ impl SessionOptions {
     /// Store new sessions that were not modified (express default: true).
     pub fn save_uninitialized(mut self, on: bool) -> Self {
         self.save_uninitialized = on;
+        self.explicit_save_uninitialized = true;
         self
     }
 
@@ -353,21 +453,35 @@ impl SessionOptions {
         self
     }
 
+    // The hidden setters take what `#[derive(SessionData)]` checked at compile time. They
+    // check again, so that a value that never went through the macro cannot reach a
+    // `Set-Cookie` header: an invalid one is refused with an error event and the option
+    // keeps its previous value.
+
     #[doc(hidden)]
     pub fn __name(mut self, name: &str) -> Self {
-        self.name = name.to_owned();
+        match rules::check_cookie_name(name) {
+            Ok(()) => self.name = name.to_owned(),
+            Err(m) => tracing::error!(option = "name", "{m}; the option is left unchanged"),
+        }
         self
     }
 
     #[doc(hidden)]
     pub fn __path(mut self, path: &str) -> Self {
-        self.cookie.path = Arc::from(path);
+        match rules::check_cookie_path(path) {
+            Ok(()) => self.cookie.path = Arc::from(path),
+            Err(m) => tracing::error!(option = "path", "{m}; the option is left unchanged"),
+        }
         self
     }
 
     #[doc(hidden)]
     pub fn __domain(mut self, domain: &str) -> Self {
-        self.cookie.domain = Some(Arc::from(domain));
+        match rules::check_cookie_domain(domain) {
+            Ok(()) => self.cookie.domain = Some(Arc::from(domain)),
+            Err(m) => tracing::error!(option = "domain", "{m}; the option is left unchanged"),
+        }
         self
     }
 

@@ -253,6 +253,7 @@ pub(crate) fn apply_changes(fields: &mut Fields, changes: &[FieldChange]) {
 pub struct RecordView<'a> {
     cookie: &'a SessionCookie,
     fields: FieldsOf<'a>,
+    uninitialized: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -266,6 +267,7 @@ impl<'a> From<&'a Record> for RecordView<'a> {
         Self {
             cookie: &record.cookie,
             fields: FieldsOf::Map(&record.fields),
+            uninitialized: false,
         }
     }
 }
@@ -280,7 +282,21 @@ impl<'a> RecordView<'a> {
         Self {
             cookie,
             fields: FieldsOf::Baseline(base, changes),
+            uninitialized: false,
         }
+    }
+
+    /// Marks the record of a session saved without having been modified.
+    pub(crate) fn uninitialized(mut self, on: bool) -> Self {
+        self.uninitialized = on;
+        self
+    }
+
+    /// Whether the session was never modified: it is saved only because of
+    /// `save_uninitialized` (an anonymous visitor). A store with a capacity bound may
+    /// evict such records before any other; nothing else depends on it.
+    pub fn is_uninitialized(&self) -> bool {
+        self.uninitialized
     }
 
     /// The session cookie.
@@ -634,9 +650,15 @@ fn cookie_from_value(value: Value) -> Result<SessionCookie, RecordError> {
 fn cookie_from_json(c: &Fields) -> Result<SessionCookie, RecordError> {
     let original_max_age = match c.get("originalMaxAge") {
         None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)).ok_or(
-            RecordError::Shape("`cookie.originalMaxAge` is not a number"),
-        )?),
+        // Another writer's `1e300` is cut to the longest cookie age, never an
+        // overflow or a session that never expires.
+        Some(Value::Number(n)) => Some(crate::cookie::clamp_age_ms(
+            n.as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .ok_or(RecordError::Shape(
+                    "`cookie.originalMaxAge` is not a number",
+                ))?,
+        )),
         Some(_) => {
             return Err(RecordError::Shape(
                 "`cookie.originalMaxAge` is not a number",
@@ -668,10 +690,22 @@ fn cookie_from_json(c: &Fields) -> Result<SessionCookie, RecordError> {
         expires,
         secure: c.get("secure").and_then(Value::as_bool),
         http_only: c.get("httpOnly").and_then(Value::as_bool).unwrap_or(false),
-        domain: c.get("domain").and_then(Value::as_str).map(Arc::from),
-        path: match c.get("path").and_then(Value::as_str) {
-            None | Some("/") => crate::cookie::root_path(),
-            Some(p) => Arc::from(p),
+        // Checked by the rules the options follow: another writer sharing the store must
+        // not add attributes (`; Domain=evil.example`) to this app's `Set-Cookie`.
+        domain: match c.get("domain") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(d)) if crate::rules::check_cookie_domain(d).is_ok() => {
+                Some(Arc::from(d.as_str()))
+            }
+            Some(_) => return Err(RecordError::Shape("`cookie.domain` is not a valid domain")),
+        },
+        path: match c.get("path") {
+            None | Some(Value::Null) => crate::cookie::root_path(),
+            Some(Value::String(p)) if p == "/" => crate::cookie::root_path(),
+            Some(Value::String(p)) if crate::rules::check_cookie_path(p).is_ok() => {
+                Arc::from(p.as_str())
+            }
+            Some(_) => return Err(RecordError::Shape("`cookie.path` is not a valid path")),
         },
         same_site,
         partitioned: c.get("partitioned").and_then(Value::as_bool),

@@ -36,6 +36,10 @@ pub enum SessionError {
     /// A field could not be encoded.
     #[error(transparent)]
     Encode(#[from] EncodeError),
+    /// The change would take the session past a limit of [`crate::SessionOptions`]
+    /// (`max_keys`, `max_record_bytes`); nothing was saved.
+    #[error("session not saved: {0}")]
+    Limit(#[from] crate::options::LimitError),
     /// The operating system's random number generator failed.
     #[error("could not generate a session id")]
     Random(#[source] getrandom::Error),
@@ -185,6 +189,10 @@ impl<T: SessionData> State<T> {
         self.baseline()?;
         if let Some(b) = &self.baseline {
             T::__diff(&self.view, b, false, &mut out)?;
+            if !out.is_empty() {
+                let (keys, bytes) = b.size_after(&out);
+                self.ctx.options.check_size(keys, bytes)?;
+            }
         }
         Ok(out)
     }
@@ -306,6 +314,13 @@ pub enum SessionRejection {
     /// The store failed while loading the session ([`crate::StoreErrorPolicy::Fail`]).
     #[error("session store unavailable")]
     StoreUnavailable,
+    /// The store failed while loading the session, under
+    /// [`crate::StoreErrorPolicy::ServiceUnavailable`]: `503` with `Retry-After`.
+    #[error("session store unavailable; retry after {retry_after_secs} s")]
+    RetryLater {
+        /// What `Retry-After` says.
+        retry_after_secs: u64,
+    },
     /// A new session could not be created (the OS random generator or a custom
     /// `genid` failed).
     #[error("could not create a session")]
@@ -315,7 +330,28 @@ pub enum SessionRejection {
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
         tracing::error!(error = %self, "session extractor rejected the request");
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        match self {
+            Self::RetryLater { retry_after_secs } => retry_later(retry_after_secs),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response(),
+        }
+    }
+}
+
+/// `503 Service Unavailable` with `Retry-After: secs`.
+pub(crate) fn retry_later(secs: u64) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(http::header::RETRY_AFTER, http::HeaderValue::from(secs))],
+        "session store unavailable",
+    )
+        .into_response()
+}
+
+/// `Retry-After` of `policy`, when it answers 503.
+pub(crate) fn retry_after_secs(policy: StoreErrorPolicy) -> Option<u64> {
+    match policy {
+        StoreErrorPolicy::ServiceUnavailable { retry_after } => Some(retry_after.as_secs().max(1)),
+        _ => None,
     }
 }
 
@@ -410,6 +446,9 @@ pub(crate) fn store_down_answer(policy: StoreErrorPolicy) -> Option<SessionRejec
     match policy {
         StoreErrorPolicy::Fail => Some(SessionRejection::StoreUnavailable),
         StoreErrorPolicy::ContinueWithoutSession => None,
+        StoreErrorPolicy::ServiceUnavailable { .. } => Some(SessionRejection::RetryLater {
+            retry_after_secs: retry_after_secs(policy).unwrap_or(1),
+        }),
     }
 }
 

@@ -22,7 +22,7 @@ type HmacSha256 = Hmac<Sha256>;
 ///
 /// ```
 /// use tessera::Secret;
-/// let secret = Secret::new("keyboard cat").unwrap();
+/// let secret = Secret::new("a long random secret of 32 bytes or more").unwrap();
 /// assert_eq!(format!("{secret:?}"), "Secret(<redacted>)");
 /// ```
 #[derive(Clone)]
@@ -33,12 +33,68 @@ pub struct Secret {
 }
 
 impl Secret {
-    /// A secret from bytes or a string. Fails on an empty secret.
+    /// The least number of bytes [`Secret::new`] accepts: 32, the size of the HMAC-SHA256
+    /// key, so that the secret is not the weak point of the signature.
+    pub const MIN_LEN: usize = 32;
+
+    /// A secret from bytes or a string, at least [`Secret::MIN_LEN`] bytes long. Make it
+    /// random (`openssl rand -base64 48`) and keep it out of the source.
+    ///
+    /// ```
+    /// use tessera::{ConfigError, Secret};
+    /// assert!(Secret::new("a long random secret of 32 bytes or more").is_ok());
+    /// assert!(matches!(Secret::new("keyboard cat"), Err(ConfigError::ShortSecret { len: 12, .. })));
+    /// ```
     pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
+        let bytes = secret.as_ref();
+        if bytes.len() < Self::MIN_LEN {
+            return Err(if bytes.is_empty() {
+                ConfigError::EmptySecret
+            } else {
+                ConfigError::ShortSecret {
+                    len: bytes.len(),
+                    min: Self::MIN_LEN,
+                }
+            });
+        }
+        Self::keyed(bytes)
+    }
+
+    /// A secret of any non-empty length, for a team that moves from express-session and
+    /// must keep verifying the cookies its existing (shorter) secret signed. Warns once
+    /// per process, at start-up. Rotate to a long secret as soon as the move allows:
+    /// sign with the new one and verify both ([`Secrets`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), tessera::ConfigError> {
+    /// use tessera::{Secret, Secrets};
+    /// let secrets = Secrets::new([
+    ///     Secret::new("a new, long and random secret of 32 bytes or more")?,
+    ///     Secret::short_for_migration("keyboard cat")?,
+    /// ])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn short_for_migration(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let bytes = secret.as_ref();
         if bytes.is_empty() {
             return Err(ConfigError::EmptySecret);
         }
+        if bytes.len() < Self::MIN_LEN {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    len = bytes.len(),
+                    min = Self::MIN_LEN,
+                    "a session secret shorter than {} bytes is in use \
+                     (Secret::short_for_migration); rotate to a long random secret",
+                    Self::MIN_LEN
+                );
+            });
+        }
+        Self::keyed(bytes)
+    }
+
+    fn keyed(bytes: &[u8]) -> Result<Self, ConfigError> {
         let keyed = HmacSha256::new_from_slice(bytes).map_err(|_| ConfigError::EmptySecret)?;
         Ok(Self {
             bytes: bytes.into(),
@@ -81,7 +137,10 @@ impl fmt::Debug for Secret {
 ///
 /// ```
 /// use tessera::{Secret, Secrets};
-/// let secrets = Secrets::new([Secret::new("new")?, Secret::new("old")?])?;
+/// let secrets = Secrets::new([
+///     Secret::new("the new secret: long, random, from the environment")?,
+///     Secret::new("the old secret: long, random, from the environment")?,
+/// ])?;
 /// assert_eq!(secrets.len(), 2);
 /// # Ok::<(), tessera::ConfigError>(())
 /// ```
@@ -154,7 +213,7 @@ pub trait Signer: Send + Sync + 'static {
 ///
 /// ```
 /// use tessera::{HmacSigner, Secret, Signer};
-/// let secret = Secret::new("keyboard cat").unwrap();
+/// let secret = Secret::short_for_migration("keyboard cat").unwrap();
 /// let signed = HmacSigner.sign("abc", &secret);
 /// assert_eq!(signed, "abc.BpxCrWRpvZMh/wk/djl34N+m+VQEU7K/5WenLwJCgFU");
 /// assert_eq!(HmacSigner.unsign(&signed, &secret), Some("abc"));
@@ -428,7 +487,7 @@ mod tests {
     use super::*;
 
     fn secret(s: &str) -> Secret {
-        Secret::new(s).unwrap()
+        Secret::short_for_migration(s).unwrap()
     }
 
     #[test]

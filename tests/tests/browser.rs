@@ -106,7 +106,7 @@ async fn browser(driver: &Driver) -> Client {
 /// Serves the login example over HTTP, or over HTTPS with a fresh self-signed
 /// certificate (with `SameSite=None`, which browsers take only with `Secure`).
 async fn serve(https: bool) -> String {
-    let secret = Secret::new("a browser-test secret of some length").unwrap();
+    let secret = Secret::short_for_migration("a browser-test secret of some length").unwrap();
     if !https {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let addr = listener.local_addr().unwrap();

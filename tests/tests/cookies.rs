@@ -23,9 +23,10 @@ async fn bump(mut s: Session<Visit>) -> String {
 }
 
 fn app(store: Recording, options: SessionOptions, genid: Option<&'static str>) -> Router {
-    let mut layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
-        .with_store(store)
-        .with_options(options);
+    let mut layer =
+        SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+            .with_store(store)
+            .with_options(options);
     if let Some(id) = genid {
         layer = layer.with_genid(move |_| id.to_owned());
     }
@@ -117,7 +118,7 @@ async fn default_ids_are_32_url_safe_characters_and_unique() {
 
 #[tokio::test]
 async fn genid_receives_the_request_parts() {
-    let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_genid(|parts| parts.uri.path().trim_start_matches('/').to_owned());
     let app = Router::new().route("/{*rest}", get(bump)).layer(layer);
     let c = send(
@@ -177,7 +178,7 @@ async fn tampered_cookie_starts_a_fresh_session_without_a_store_lookup() {
 
 #[tokio::test]
 async fn cookie_signed_with_another_secret_is_rejected() {
-    let other = SessionLayer::<Visit>::new(Secret::new("another secret").unwrap());
+    let other = SessionLayer::<Visit>::new(Secret::short_for_migration("another secret").unwrap());
     let foreign = send(
         &Router::new().route("/", get(bump)).layer(other),
         Request::get("/").body(Body::empty()).unwrap(),
@@ -290,7 +291,7 @@ impl tessera::Signer for Revocable {
 #[tokio::test]
 async fn custom_signer_verifies_every_request_so_it_can_revoke_a_cookie() {
     let signer = Revocable::default();
-    let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(Recording::default())
         .with_signer(signer.clone());
     let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
@@ -310,7 +311,8 @@ async fn custom_signer_verifies_every_request_so_it_can_revoke_a_cookie() {
 async fn a_remembered_cookie_stops_verifying_when_the_secret_changes() {
     let store = Recording::default();
     let layer = |secret: &str| {
-        SessionLayer::<Visit>::new(Secret::new(secret).unwrap()).with_store(store.clone())
+        SessionLayer::<Visit>::new(Secret::short_for_migration(secret).unwrap())
+            .with_store(store.clone())
     };
     let old = Router::new()
         .route("/", get(bump))
@@ -323,4 +325,161 @@ async fn a_remembered_cookie_stops_verifying_when_the_secret_changes() {
         .route("/", get(bump))
         .layer(layer("new secret"));
     assert_eq!(b.get("/").await.body, "1");
+}
+
+/// A key-versioned signer: `v1:` + the signed value, so that the value it verifies is not
+/// a prefix of the string it signed.
+struct Versioned;
+
+impl tessera::Signer for Versioned {
+    fn sign(&self, value: &str, secret: &Secret) -> String {
+        format!("v1:{}", tessera::HmacSigner.sign(value, secret))
+    }
+    fn unsign<'a>(&self, signed: &'a str, secret: &Secret) -> Option<&'a str> {
+        tessera::HmacSigner.unsign(signed.strip_prefix("v1:")?, secret)
+    }
+}
+
+#[tokio::test]
+async fn a_custom_signer_whose_value_is_not_a_prefix_of_what_it_signed_keeps_the_session() {
+    for id in ["plain-id", "non-ascii-é-ü-id"] {
+        let store = Recording::default();
+        let layer =
+            SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+                .with_store(store.clone())
+                .with_signer(Versioned)
+                .with_genid(move |_| id.to_owned());
+        let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
+        let first = b.get("/").await;
+        assert_eq!(first.body, "1");
+        assert!(first.set_cookie().unwrap().contains("v1%3A"), "{id}");
+        assert_eq!(b.get("/").await.body, "2", "{id}: the session was kept");
+        assert_eq!(b.get("/").await.body, "3", "{id}");
+        assert!(store.inner.get(id).await.unwrap().is_some(), "{id}");
+    }
+}
+
+#[tokio::test]
+async fn stored_cookie_attributes_from_another_writer_never_reach_the_set_cookie_header() {
+    let injected = [
+        r#""domain":"example.com; Domain=evil.example","path":"/""#,
+        r#""domain":"example.com\r\nSet-Cookie: x=1","path":"/""#,
+        r#""path":"/; Domain=evil.example; SameSite=None""#,
+        r#""path":"relative""#,
+        r#""path":17"#,
+        r#""domain":["evil.example"],"path":"/""#,
+    ];
+    for attributes in injected {
+        let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
+        let layer =
+            SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+                .with_store(std::sync::Arc::clone(&store))
+                .with_options(SessionOptions::default().rolling(true))
+                .with_genid(|_| "victim".to_owned());
+        let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
+        assert_eq!(b.get("/").await.body, "1");
+        store.put_text(
+            "victim",
+            &format!(
+                r#"{{"cookie":{{"originalMaxAge":null,"expires":null,"httpOnly":true,{attributes}}},"views":41}}"#
+            ),
+        );
+        let r = b.get("/").await;
+        assert_eq!(
+            r.body, "1",
+            "{attributes}: the record is corrupt, a fresh session"
+        );
+        let cookie = r.set_cookie().unwrap();
+        assert!(!cookie.contains("evil"), "{attributes}: {cookie}");
+        assert!(!cookie.contains("SameSite"), "{attributes}: {cookie}");
+        assert_eq!(cookie.matches("; Path=").count(), 1, "{cookie}");
+    }
+}
+
+#[tokio::test]
+async fn a_stored_cookie_with_a_valid_domain_and_path_is_kept() {
+    let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
+    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+        .with_store(std::sync::Arc::clone(&store))
+        .with_options(SessionOptions::default().rolling(true))
+        .with_genid(|_| "victim".to_owned());
+    let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
+    assert_eq!(b.get("/").await.body, "1");
+    store.put_text(
+        "victim",
+        r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"domain":".example.com","path":"/"},"views":41}"#,
+    );
+    let r = b.get("/").await;
+    assert_eq!(r.body, "42");
+    assert!(
+        r.set_cookie()
+            .unwrap()
+            .contains("; Domain=.example.com; Path=/")
+    );
+}
+
+#[tokio::test]
+async fn a_huge_stored_max_age_is_cut_to_the_longest_cookie_age_and_never_overflows() {
+    for max_age in [
+        "1e300",
+        "-1e300",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ] {
+        let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
+        let layer =
+            SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+                .with_store(std::sync::Arc::clone(&store))
+                .with_options(SessionOptions::default().rolling(true))
+                .with_genid(|_| "victim".to_owned());
+        let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
+        assert_eq!(b.get("/").await.body, "1");
+        store.put_text(
+            "victim",
+            &format!(
+                r#"{{"cookie":{{"originalMaxAge":{max_age},"expires":"2030-01-01T00:00:00.000Z","httpOnly":true,"path":"/"}},"views":41}}"#
+            ),
+        );
+        // `rolling` renews the expiry from the stored max-age: now + at most 400 days.
+        let r = b.get("/").await;
+        assert_eq!(r.body, "42", "{max_age}");
+        let got = tessera::SessionStore::get(&*store, "victim").await.unwrap();
+        if max_age.starts_with('-') {
+            // Renewed into the past: the session is gone.
+            assert!(got.is_none(), "{max_age}");
+            continue;
+        }
+        let cookie = got.unwrap().cookie().clone();
+        let left = cookie.max_age().unwrap();
+        assert!(left <= tessera::MAX_COOKIE_AGE, "{max_age}: {left:?}");
+        assert!(
+            left > tessera::MAX_COOKIE_AGE - Duration::from_secs(60),
+            "{max_age}: {left:?}"
+        );
+        assert_eq!(
+            cookie.original_max_age_ms(),
+            Some(tessera::MAX_COOKIE_AGE.as_millis() as i64)
+        );
+    }
+}
+
+#[test]
+fn cookie_setters_saturate_and_cut_to_the_longest_cookie_age() {
+    let mut cookie = tessera::SessionCookie::default();
+    cookie.set_max_age_ms(Some(i64::MAX));
+    assert_eq!(
+        cookie.original_max_age_ms(),
+        Some(tessera::MAX_COOKIE_AGE.as_millis() as i64)
+    );
+    assert!(cookie.max_age().unwrap() <= tessera::MAX_COOKIE_AGE);
+    cookie.set_max_age_ms(Some(i64::MIN));
+    assert_eq!(cookie.max_age(), Some(Duration::ZERO));
+    cookie.set_max_age(Some(Duration::MAX));
+    assert!(cookie.max_age().unwrap() <= tessera::MAX_COOKIE_AGE);
+    cookie.set_expires(Some(
+        std::time::UNIX_EPOCH + Duration::from_secs(u64::MAX / 4),
+    ));
+    assert!(cookie.max_age().unwrap() <= tessera::MAX_COOKIE_AGE);
+    cookie.set_expires(Some(std::time::UNIX_EPOCH));
+    assert_eq!(cookie.max_age(), Some(Duration::ZERO));
 }

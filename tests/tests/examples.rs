@@ -16,7 +16,9 @@ async fn compat(args: &str) -> Browser {
 
 #[tokio::test]
 async fn counter_counts_views_and_shows_time_left() {
-    let mut b = Browser::new(tessera_examples::counter::app(Secret::new("s").unwrap()));
+    let mut b = Browser::new(tessera_examples::counter::app(
+        Secret::short_for_migration("s").unwrap(),
+    ));
     assert_eq!(
         b.get("/").await.body,
         "welcome to the session demo. refresh!"
@@ -31,7 +33,9 @@ async fn counter_counts_views_and_shows_time_left() {
 
 #[tokio::test]
 async fn login_rotates_the_id_protects_the_page_and_logout_destroys() {
-    let mut b = Browser::new(tessera_examples::login::app(Secret::new("s").unwrap()));
+    let mut b = Browser::new(tessera_examples::login::app(
+        Secret::short_for_migration("s").unwrap(),
+    ));
     assert_eq!(
         b.get("/private").await.status,
         StatusCode::SEE_OTHER,

@@ -23,7 +23,7 @@ struct Visit {
 }
 
 fn secret() -> Secret {
-    Secret::new("keyboard cat").unwrap()
+    Secret::short_for_migration("keyboard cat").unwrap()
 }
 
 async fn bump(mut s: Session<Visit>) -> String {
@@ -335,6 +335,32 @@ async fn store_failure_on_load_can_continue_without_a_session() {
 }
 
 #[tokio::test]
+async fn store_failure_can_answer_503_with_retry_after_on_load_and_on_save() {
+    let store = Recording::default();
+    let policy = StoreErrorPolicy::ServiceUnavailable {
+        retry_after: Duration::from_secs(7),
+    };
+    let mut b = Browser::new(app_with(store.clone(), lean().store_error_policy(policy)));
+    b.get("/bump").await;
+    store.fail_reads.store(true, Ordering::SeqCst);
+    let r = b.get("/bump").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers["retry-after"], "7");
+    assert_eq!(r.set_cookie(), None);
+    store.fail_reads.store(false, Ordering::SeqCst);
+    store.fail_writes.store(true, Ordering::SeqCst);
+    let r = b.get("/bump").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers["retry-after"], "7");
+    store.fail_writes.store(false, Ordering::SeqCst);
+    assert_eq!(
+        b.get("/read").await.body,
+        "1",
+        "the failed change was not stored"
+    );
+}
+
+#[tokio::test]
 async fn failed_store_write_becomes_a_500_not_a_silent_loss() {
     let store = Recording::default();
     let mut b = Browser::new(app_with(store.clone(), lean()));
@@ -417,13 +443,17 @@ async fn unset_destroy_destroys_the_stored_session() {
 #[tokio::test]
 async fn secret_rotation_reads_old_cookies_and_signs_with_the_new_secret() {
     let store = MemoryStore::default();
-    let old = SessionLayer::<Visit>::new(Secret::new("old").unwrap())
+    let old = SessionLayer::<Visit>::new(Secret::short_for_migration("old").unwrap())
         .with_store(store.clone())
         .with_options(lean().rolling(true));
     let mut b = Browser::new(Router::new().route("/bump", get(bump)).layer(old));
     let old_cookie = b.get("/bump").await.set_cookie().unwrap();
     let rotated = SessionLayer::<Visit>::new(
-        tessera::Secrets::new([Secret::new("new").unwrap(), Secret::new("old").unwrap()]).unwrap(),
+        tessera::Secrets::new([
+            Secret::short_for_migration("new").unwrap(),
+            Secret::short_for_migration("old").unwrap(),
+        ])
+        .unwrap(),
     )
     .with_store(store.clone())
     .with_options(lean().rolling(true));

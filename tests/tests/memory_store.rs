@@ -82,26 +82,39 @@ async fn browser_session_records_expire_after_the_default_ttl() {
 }
 
 #[tokio::test]
-async fn capacity_bound_evicts_the_sessions_closest_to_expiry() {
+async fn capacity_bound_holds_and_the_newcomer_is_kept() {
     let store = MemoryStore::default().with_max_sessions(100);
     for i in 0..100 {
-        // Later ids live longer.
-        put(
-            &store,
-            &format!("s{i:03}"),
-            &record(Some(60_000 + i64::from(i) * 1000), 0),
-        )
-        .await;
+        put(&store, &format!("s{i:03}"), &record(Some(60_000), 0)).await;
     }
-    put(&store, "newcomer", &record(Some(3_600_000), 0)).await;
-    let len = store.len().await.unwrap();
-    assert!(len <= 100, "{len}");
-    assert!(got(&store, "newcomer").await.is_some());
+    for i in 0..500 {
+        put(&store, &format!("n{i:03}"), &record(Some(3_600_000), 0)).await;
+        assert!(store.stats().sessions <= 100, "{i}");
+    }
+    assert!(got(&store, "n499").await.is_some());
+}
+
+#[tokio::test]
+async fn memory_goes_back_near_its_baseline_once_a_flood_has_expired() {
+    // One shard step a millisecond: a full sweep cycle in 256 ms.
+    let store = MemoryStore::default().with_sweep_interval(Duration::from_millis(256));
+    let baseline = store.stats();
+    for i in 0..20_000 {
+        put(&store, &format!("flood{i}"), &record(Some(30), 0)).await;
+    }
+    let flooded = store.stats();
+    assert!(flooded.bytes > baseline.bytes + 1_000_000, "{flooded:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No full sweep: the requests that follow take the due steps, a few each.
+    for i in 0..40 {
+        put(&store, &format!("after{i}"), &record(Some(60_000), 0)).await;
+    }
+    let after = store.stats();
+    assert_eq!(after.sessions, 40, "{after:?}");
     assert!(
-        got(&store, "s000").await.is_none(),
-        "closest to expiry evicted first"
+        after.bytes < baseline.bytes + 40 * 1024,
+        "baseline {baseline:?}, flooded {flooded:?}, after {after:?}"
     );
-    assert!(got(&store, "s099").await.is_some());
 }
 
 #[tokio::test]
@@ -177,17 +190,84 @@ async fn an_empty_patch_with_a_changed_cookie_stores_the_new_cookie_and_keeps_fi
 }
 
 #[tokio::test]
-async fn builders_keep_the_sessions_already_stored() {
+async fn builders_configure_the_store_every_clone_shares() {
     let store = MemoryStore::default();
+    let other = store.clone();
     for i in 0..100 {
         put(&store, &format!("s{i}"), &record(Some(60_000), i)).await;
     }
     let store = store
         .with_default_ttl(Duration::from_secs(60))
-        .with_max_sessions(1000);
+        .with_max_sessions(1000)
+        .with_sweep_interval(Duration::from_secs(30));
     for i in 0..100 {
-        let r = got(&store, &format!("s{i}")).await;
-        assert_eq!(r.map(|r| r.fields["views"].clone()), Some(json!(i)), "s{i}");
+        for handle in [&store, &other] {
+            let r = got(handle, &format!("s{i}")).await;
+            assert_eq!(r.map(|r| r.fields["views"].clone()), Some(json!(i)), "s{i}");
+        }
     }
-    assert_eq!(store.len().await.unwrap(), 100);
+    put(&store, "later", &record(Some(60_000), 7)).await;
+    assert!(got(&other, "later").await.is_some());
+    assert_eq!(other.len().await.unwrap(), 101);
+    // The bound set through one handle holds for the other.
+    let small = MemoryStore::default();
+    let _configured = small.clone().with_max_sessions(10);
+    for i in 0..50 {
+        put(&small, &format!("x{i}"), &record(Some(60_000), 0)).await;
+    }
+    assert!(small.stats().sessions <= 10, "{:?}", small.stats());
+}
+
+mod flood {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tessera::{MemoryStore, Secret, Session, SessionData, SessionLayer};
+    use tessera_tests::{Browser, send};
+
+    #[derive(SessionData, Default)]
+    struct Account {
+        user: Option<String>,
+    }
+
+    async fn login(mut s: Session<Account>) -> &'static str {
+        *s.user = Some("alice".to_owned());
+        "in"
+    }
+
+    async fn me(s: Session<Account>) -> String {
+        s.user.clone().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn logged_in_sessions_survive_an_anonymous_flood_of_ten_times_the_capacity() {
+        let store = MemoryStore::default().with_max_sessions(1000);
+        // The seed's defaults: every anonymous visit is stored (`save_uninitialized`).
+        let layer = SessionLayer::<Account>::new(
+            Secret::new("a long random secret of 32 bytes or more").unwrap(),
+        )
+        .with_store(store.clone());
+        let app = Router::new()
+            .route("/login", get(login))
+            .route("/me", get(me))
+            .layer(layer);
+        let mut users = Vec::new();
+        for _ in 0..100 {
+            let mut b = Browser::new(app.clone());
+            b.get("/login").await;
+            users.push(b);
+        }
+        for _ in 0..10_000 {
+            send(&app, Request::get("/me").body(Body::empty()).unwrap()).await;
+        }
+        assert!(store.stats().sessions <= 1000, "{:?}", store.stats());
+        let mut kept = 0;
+        for b in &mut users {
+            if b.get("/me").await.body == "alice" {
+                kept += 1;
+            }
+        }
+        assert_eq!(kept, 100, "logged-in sessions kept");
+    }
 }

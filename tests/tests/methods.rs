@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -96,7 +97,7 @@ async fn touch(mut s: Session<Shop>) -> String {
 }
 
 fn app(store: impl SessionStore, options: SessionOptions) -> Router {
-    let layer = SessionLayer::<Shop>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Shop>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store)
         .with_options(options);
     Router::new()
@@ -339,7 +340,7 @@ async fn flatten_map_receives_undeclared_keys_and_each_key_is_its_own_field() {
         seen.to_string()
     }
     let store = Recording::default();
-    let layer = SessionLayer::<Open>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Open>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store.clone())
         .with_options(lean());
     let mut b = Browser::new(
@@ -411,7 +412,7 @@ async fn a_one_field_change_in_a_10_kb_session_writes_under_2_percent_of_its_byt
         "bumped"
     }
     let store = Recording::default();
-    let layer = SessionLayer::<Big>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Big>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store.clone())
         .with_options(lean().max_age(Some(Duration::from_secs(3600))).unwrap());
     let mut b = Browser::new(
@@ -469,7 +470,7 @@ fn extraction_app(store: Recording) -> Router {
         });
         "returned without the session"
     }
-    let layer = SessionLayer::<Shop>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Shop>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store)
         .with_options(lean());
     Router::new()
@@ -576,7 +577,7 @@ async fn a_middleware_that_keeps_the_request_extensions_does_not_lose_the_sessio
         res
     }
     let store = Recording::default();
-    let layer = SessionLayer::<Shop>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Shop>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store.clone())
         .with_options(lean());
     let app = Router::new()
@@ -590,4 +591,112 @@ async fn a_middleware_that_keeps_the_request_extensions_does_not_lose_the_sessio
     assert_eq!(r.body, "2");
     let id = id_of(b.cookie.as_deref().unwrap());
     assert_eq!(store.record(&id).await.unwrap().fields["views"], json!(2));
+}
+
+mod limits {
+    use super::*;
+
+    #[derive(SessionData, Default)]
+    #[session(resave = false, save_uninitialized = false)]
+    struct Open {
+        views: u64,
+        #[session(flatten)]
+        rest: Map<String, Value>,
+    }
+
+    async fn add(
+        mut s: Session<Open>,
+        axum::extract::Path((n, len)): axum::extract::Path<(usize, usize)>,
+    ) -> &'static str {
+        let start = s.rest.len();
+        for i in start..start + n {
+            s.rest.insert(format!("k{i}"), json!("x".repeat(len)));
+        }
+        "added"
+    }
+
+    async fn count(s: Session<Open>) -> String {
+        s.rest.len().to_string()
+    }
+
+    fn app(store: Recording, options: SessionOptions) -> Router {
+        let layer = SessionLayer::<Open>::new(Secret::short_for_migration("keyboard cat").unwrap())
+            .with_store(store)
+            .with_options(options);
+        Router::new()
+            .route("/add/{n}/{len}", get(add))
+            .route("/count", get(count))
+            .layer(layer)
+    }
+
+    #[tokio::test]
+    async fn a_change_past_max_keys_is_refused_with_an_error_naming_the_limit_and_nothing_is_saved()
+    {
+        let store = Recording::default();
+        let options = SessionOptions::default()
+            .resave(false)
+            .save_uninitialized(false)
+            .max_keys(100);
+        let mut b = Browser::new(app(store.clone(), options));
+        assert_eq!(b.get("/add/90/1").await.body, "added");
+        let r = b.get("/add/20/1").await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.body.contains("max_keys (100)"), "{}", r.body);
+        assert_eq!(
+            b.get("/count").await.body,
+            "90",
+            "the stored session stayed"
+        );
+        // `views` is a stored key too: 90 + 9 + 1 is the limit.
+        assert_eq!(
+            b.get("/add/9/1").await.body,
+            "added",
+            "up to the limit is fine"
+        );
+        assert_eq!(b.get("/count").await.body, "99");
+    }
+
+    #[tokio::test]
+    async fn a_change_past_max_record_bytes_is_refused_and_nothing_is_saved() {
+        let store = Recording::default();
+        let options = SessionOptions::default()
+            .resave(false)
+            .save_uninitialized(false)
+            .max_record_bytes(10_000);
+        let mut b = Browser::new(app(store.clone(), options));
+        assert_eq!(b.get("/add/5/1000").await.body, "added");
+        let r = b.get("/add/5/1000").await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(r.body.contains("max_record_bytes (10000)"), "{}", r.body);
+        assert_eq!(b.get("/count").await.body, "5");
+        // A first request that is over the limit on its own saves nothing either.
+        let mut fresh = Browser::new(app(
+            store.clone(),
+            SessionOptions::default().max_record_bytes(10_000),
+        ));
+        let r = fresh.get("/add/20/1000").await;
+        assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(r.set_cookie(), None);
+    }
+
+    #[tokio::test]
+    async fn a_stored_session_over_the_limits_starts_a_fresh_session() {
+        let store = Recording::default();
+        let mut b = Browser::new(app(
+            store.clone(),
+            SessionOptions::default()
+                .resave(false)
+                .save_uninitialized(false),
+        ));
+        assert_eq!(b.get("/add/50/1").await.body, "added");
+        // The same cookie and store behind a layer with a lower bound.
+        b.app = app(
+            store.clone(),
+            SessionOptions::default()
+                .resave(false)
+                .save_uninitialized(false)
+                .max_keys(20),
+        );
+        assert_eq!(b.get("/count").await.body, "0");
+    }
 }

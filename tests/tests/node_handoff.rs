@@ -24,7 +24,7 @@ use tokio_postgres::Client;
 
 /// The cookie express-session sends for `id` under `secret`.
 fn cookie_for(id: &str, secret: &str) -> String {
-    let signed = HmacSigner.sign(id, &Secret::new(secret).unwrap());
+    let signed = HmacSigner.sign(id, &Secret::short_for_migration(secret).unwrap());
     let value = format!("s:{signed}")
         .replace('%', "%25")
         .replace(':', "%3A")
@@ -353,7 +353,7 @@ async fn start_rust(shared: &Shared, flags: &[&str]) -> u16 {
     let mut args = flags.iter();
     while let Some(flag) = args.next() {
         match *flag {
-            "--secret" => secrets.push(Secret::new(args.next().unwrap()).unwrap()),
+            "--secret" => secrets.push(Secret::short_for_migration(args.next().unwrap()).unwrap()),
             "--max-age" => {
                 let ms: u64 = args.next().unwrap().parse().unwrap();
                 options = options.max_age(Some(Duration::from_millis(ms))).unwrap();

@@ -191,8 +191,10 @@ async fn expired_rows_are_pruned_in_the_background_until_the_store_is_dropped() 
     tokio::time::sleep(Duration::from_millis(300)).await;
     let left: i64 = db.query_one(&count, &[]).await.unwrap().get(0);
     assert_eq!(left, 0, "pruned in the background");
-    // Dropped, it prunes no more.
+    // Dropped, it prunes no more (once a prune already under way, which holds the store
+    // until it ends, has finished).
     drop(fast);
+    tokio::time::sleep(Duration::from_millis(200)).await;
     db.execute(&insert_expired, &[&"w", &zone]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let left: i64 = db.query_one(&count, &[]).await.unwrap().get(0);
@@ -290,14 +292,15 @@ async fn a_cut_database_connection_answers_by_the_policy_and_the_store_recovers(
         StoreErrorPolicy::Fail,
         StoreErrorPolicy::ContinueWithoutSession,
     ] {
-        let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
-            .with_store(store.clone())
-            .with_options(
-                SessionOptions::default()
-                    .resave(false)
-                    .save_uninitialized(false)
-                    .store_error_policy(policy),
-            );
+        let layer =
+            SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+                .with_store(store.clone())
+                .with_options(
+                    SessionOptions::default()
+                        .resave(false)
+                        .save_uninitialized(false)
+                        .store_error_policy(policy),
+                );
         let app = Router::new()
             .route(
                 "/",

@@ -296,7 +296,7 @@ fn outage_app(store: RedisStore, policy: StoreErrorPolicy) -> Router {
         .resave(false)
         .save_uninitialized(false)
         .store_error_policy(policy);
-    let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store)
         .with_options(options);
     Router::new()
@@ -375,7 +375,7 @@ async fn a_redis_outage_answers_by_the_policy_and_service_resumes_without_a_rest
             }),
         )
         .layer(
-            SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+            SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
                 .with_store(store2)
                 .with_options(SessionOptions::default().resave(false)),
         );
@@ -458,9 +458,10 @@ async fn with_touch_after_a_read_only_request_renews_nothing_and_without_it_rene
                 .max_age(Some(Duration::from_secs(60)))
                 .unwrap()
                 .touch_after(after);
-            let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
-                .with_store(store.clone())
-                .with_options(options);
+            let layer =
+                SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+                    .with_store(store.clone())
+                    .with_options(options);
             let app = Router::new()
                 .route(
                     "/",

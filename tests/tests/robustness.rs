@@ -62,7 +62,7 @@ async fn thousands_of_malformed_cookie_headers_get_a_defined_answer() {
         s.views.to_string()
     }
     let store = Recording::default();
-    let layer = SessionLayer::<Visit>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store.clone())
         .with_options(
             SessionOptions::default()

@@ -68,7 +68,7 @@ fn outcome(result: Result<(), SessionError>) -> (StatusCode, String) {
 }
 
 fn app(store: Recording, options: SessionOptions, gate: Gate) -> Router {
-    let layer = SessionLayer::<Account>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Account>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store)
         .with_options(options);
     let (g1, g2, g3) = (gate.clone(), gate.clone(), gate);
@@ -277,7 +277,7 @@ async fn a_request_that_never_extracts_the_session_makes_no_store_call() {
 #[tokio::test]
 async fn the_store_is_read_once_per_request_however_often_the_session_is_extracted() {
     let store = Recording::default();
-    let layer = SessionLayer::<Account>::new(Secret::new("keyboard cat").unwrap())
+    let layer = SessionLayer::<Account>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store.clone())
         .with_options(lean());
     async fn twice(req: axum::extract::Request) -> String {

@@ -1,5 +1,7 @@
 //! `profile_requests KIND SCENARIO N`: N in-process requests, for callgrind/perf
 //! (`valgrind --tool=callgrind target/release/profile_requests tessera A 20000`).
+//! SCENARIO is A, A-read, B, or (Tessera only) K<keys>: `views += 1` on a session that
+//! holds that many other keys.
 
 use axum::body::Body;
 use axum::http::{Request, header};
@@ -20,7 +22,16 @@ fn main() {
         std::process::exit(1);
     };
     let app = tessera_bench::app(kind);
-    let first = rt.block_on(app.clone().oneshot(Request::new(Body::empty())));
+    // K2000, K8000: `views += 1` on a session that holds that many other keys (Tessera).
+    let keys: Option<usize> = scenario.strip_prefix('K').and_then(|n| n.parse().ok());
+    let first_path = match keys {
+        Some(n) => format!("/wide/fill/{n}"),
+        None => "/".to_owned(),
+    };
+    let Ok(first) = Request::get(first_path.as_str()).body(Body::empty()) else {
+        std::process::exit(1);
+    };
+    let first = rt.block_on(app.clone().oneshot(first));
     let cookie = first
         .ok()
         .and_then(|r| r.headers().get(header::SET_COOKIE).cloned())
@@ -43,6 +54,7 @@ fn main() {
     let (path, with_cookie) = match scenario.as_str() {
         "A" => ("/", true),
         "A-read" => ("/read", true),
+        _ if keys.is_some() => ("/wide", true),
         _ => ("/", false),
     };
     let mut ok = 0usize;

@@ -146,7 +146,7 @@
 //!
 //! # #[derive(tessera::SessionData, Default)] struct Visit { views: u64 }
 //! # fn main() -> Result<(), tessera::ConfigError> {
-//! let layer = tessera::SessionLayer::<Visit>::new(tessera::Secret::new("a long, random secret")?)
+//! let layer = tessera::SessionLayer::<Visit>::new(tessera::Secret::new("a long, random secret of 32 bytes or more")?)
 //!     .with_store(TextStore::default());
 //! # let _ = layer; Ok(()) }
 //! ```

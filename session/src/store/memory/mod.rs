@@ -78,11 +78,17 @@ type Shard = Table<Stored>;
 struct Stored {
     /// The id's hash.
     hash: u64,
-    /// `cookie.expires`, or the default TTL for browser-session cookies.
-    deadline: i64,
+    /// The deadline (`cookie.expires`, or the default TTL for browser-session cookies) in
+    /// the low 63 bits, and [`MODIFIED`] in the top one: one word, so that an entry stays
+    /// 32 bytes.
+    meta: u64,
     /// The id, the cookie and the fields JSON, in one allocation: see `memory_blob`.
     blob: Box<[u8]>,
 }
+
+/// The bit of [`Stored::meta`] that says the session was ever saved modified (not an
+/// uninitialized session kept by `save_uninitialized`): evicted last.
+const MODIFIED: u64 = 1 << 63;
 
 impl Hashed for Stored {
     fn hash(&self) -> u64 {
@@ -91,6 +97,34 @@ impl Hashed for Stored {
 }
 
 impl Stored {
+    fn new(hash: u64, deadline: i64, modified: bool, blob: Box<[u8]>) -> Self {
+        let mut s = Self {
+            hash,
+            meta: if modified { MODIFIED } else { 0 },
+            blob,
+        };
+        s.set_deadline(deadline);
+        s
+    }
+
+    fn deadline(&self) -> i64 {
+        // At most 2^63 - 1: the cast is exact.
+        (self.meta & !MODIFIED) as i64
+    }
+
+    fn set_deadline(&mut self, deadline: i64) {
+        // Deadlines before the epoch are long past: 0 is as good.
+        self.meta = (self.meta & MODIFIED) | deadline.max(0).unsigned_abs();
+    }
+
+    fn modified(&self) -> bool {
+        self.meta & MODIFIED != 0
+    }
+
+    fn mark_modified(&mut self) {
+        self.meta |= MODIFIED;
+    }
+
     fn is(&self, hash: u64, id: &str) -> bool {
         self.hash == hash && blob::key_is(&self.blob, id.as_bytes())
     }
@@ -108,24 +142,59 @@ struct Inner {
     shards: Vec<Mutex<Shard>>,
     hash: IdHash,
     count: AtomicUsize,
-    default_ttl_ms: i64,
-    max_sessions: Option<usize>,
-    sweep_every_ms: i64,
+    /// The settings live here, not in the handle, so that a builder called on one handle
+    /// configures the store every clone shares.
+    default_ttl_ms: AtomicI64,
+    /// 0: no bound.
+    max_sessions: AtomicUsize,
+    /// How long one shard waits for its next sweep: a full cycle over the shards takes
+    /// `SHARDS` times this.
+    sweep_every_ms: AtomicI64,
     next_sweep: AtomicI64,
     sweep_cursor: AtomicUsize,
+    evict_cursor: AtomicUsize,
+    /// Per shard, how many of its records are uninitialized; changed under the shard's
+    /// lock, read without it to find an eviction victim without scanning.
+    uninitialized: Vec<AtomicUsize>,
+}
+
+/// The most shards one request sweeps when the sweep fell behind (no writes for a
+/// while): the rest waits for the next writes.
+const SWEEP_STEPS_MAX: usize = 8;
+
+/// How many shards an insert at capacity looks through for a modified session to evict
+/// when no uninitialized one is left.
+const EVICT_SCAN: usize = 2;
+
+/// What a [`MemoryStore`] holds, for metrics and capacity planning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MemoryStats {
+    /// Records held, live or expired but not yet swept.
+    pub sessions: usize,
+    /// Slots of the tables that hold them (the tables shrink when mostly empty).
+    pub slots: usize,
+    /// Bytes held: the slots and each record's one allocation.
+    pub bytes: usize,
 }
 
 /// An in-memory [`SessionStore`], sharded for concurrent requests.
 ///
-/// - expired records are never returned, and are swept away as the store is written
-///   (one shard at a time, so no request pays for a full sweep) or by [`MemoryStore::sweep`];
+/// - expired records are never returned, and are swept away as the store is written:
+///   one of 256 shards at a time, a full cycle about every minute (so no request pays
+///   for a full sweep), or at once by [`MemoryStore::sweep`]; tables shrink when
+///   mostly empty, so memory goes back down after a flood;
 /// - records without an expiry (browser-session cookies) live for `default_ttl`
 ///   (24 hours unless changed), so abandoned sessions cannot pile up forever;
-/// - an optional capacity bound evicts the sessions closest to expiry first;
+/// - an optional capacity bound evicts uninitialized sessions (saved only because of
+///   `save_uninitialized`) before any session that was ever modified, each by nearest
+///   expiry, looking through a few shards per insert, so that anonymous traffic cannot
+///   push out logged-in users and no request pays for a scan of the whole store;
 /// - `patch` updates fields in place under the shard lock, so concurrent requests that
 ///   change different fields of one session all survive.
 ///
-/// Cloning gives another handle to the same sessions.
+/// Cloning gives another handle to the same sessions; the `with_*` builders configure
+/// the store that every handle shares.
 ///
 /// ```
 /// use std::time::Duration;
@@ -148,73 +217,93 @@ impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
             .field("sessions", &self.inner.count.load(Ordering::Relaxed))
-            .field("max_sessions", &self.inner.max_sessions)
+            .field("max_sessions", &self.max_sessions())
             .finish()
     }
 }
 
 impl MemoryStore {
-    /// An empty store: browser-session records live 24 hours, no capacity bound, and
-    /// every shard is swept once an hour (one shard at a time, as the store is written).
-    pub fn new() -> Self {
-        Self::build(86_400_000, None, 3_600_000 / SHARDS as i64)
-    }
+    /// The default sweep cycle: every shard once a minute.
+    pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-    fn build(default_ttl_ms: i64, max_sessions: Option<usize>, sweep_every_ms: i64) -> Self {
+    /// An empty store: browser-session records live 24 hours, no capacity bound, and
+    /// every shard is swept once a minute (one shard at a time, as the store is written).
+    pub fn new() -> Self {
+        let sweep_every_ms = Self::sweep_step_ms(Self::DEFAULT_SWEEP_INTERVAL);
         Self {
-            inner: Arc::new({
-                let hash = IdHash::new();
-                Inner {
-                    shards: (0..SHARDS).map(|_| Mutex::new(Table::new())).collect(),
-                    hash,
-                    count: AtomicUsize::new(0),
-                    default_ttl_ms,
-                    max_sessions,
-                    sweep_every_ms,
-                    next_sweep: AtomicI64::new(time::now_ms() + sweep_every_ms),
-                    sweep_cursor: AtomicUsize::new(0),
-                }
+            inner: Arc::new(Inner {
+                shards: (0..SHARDS).map(|_| Mutex::new(Table::new())).collect(),
+                hash: IdHash::new(),
+                count: AtomicUsize::new(0),
+                default_ttl_ms: AtomicI64::new(86_400_000),
+                max_sessions: AtomicUsize::new(0),
+                sweep_every_ms: AtomicI64::new(sweep_every_ms),
+                next_sweep: AtomicI64::new(time::now_ms().saturating_add(sweep_every_ms)),
+                sweep_cursor: AtomicUsize::new(0),
+                evict_cursor: AtomicUsize::new(0),
+                uninitialized: (0..SHARDS).map(|_| AtomicUsize::new(0)).collect(),
             }),
         }
     }
 
-    fn rebuild(self, f: impl FnOnce(&mut (i64, Option<usize>, i64))) -> Self {
-        let mut cfg = (
-            self.inner.default_ttl_ms,
-            self.inner.max_sessions,
-            self.inner.sweep_every_ms,
-        );
-        f(&mut cfg);
-        let fresh = Self::build(cfg.0, cfg.1, cfg.2);
-        // Carry existing sessions over (builders are normally called on an empty store).
-        // The new store has its own hash seed, so every entry goes to its new shard.
-        for shard in &self.inner.shards {
-            let entries: Vec<Stored> = lock(shard).drain().collect();
-            for mut stored in entries {
-                let (hash, mut shard) = fresh.shard(stored.id());
-                stored.hash = hash;
-                shard.insert_new(stored);
-                fresh.inner.count.fetch_add(1, Ordering::Relaxed);
-            }
+    fn sweep_step_ms(every: Duration) -> i64 {
+        (time::duration_ms(every) / SHARDS as i64).max(1)
+    }
+
+    fn default_ttl_ms(&self) -> i64 {
+        self.inner.default_ttl_ms.load(Ordering::Relaxed)
+    }
+
+    fn max_sessions(&self) -> Option<usize> {
+        match self.inner.max_sessions.load(Ordering::Relaxed) {
+            0 => None,
+            max => Some(max),
         }
-        fresh
+    }
+
+    /// What the store holds now.
+    pub fn stats(&self) -> MemoryStats {
+        let mut stats = MemoryStats {
+            sessions: 0,
+            slots: 0,
+            bytes: std::mem::size_of::<Inner>(),
+        };
+        for shard in &self.inner.shards {
+            let shard = lock(shard);
+            stats.sessions += shard.len();
+            stats.slots += shard.slots();
+            stats.bytes += shard.slots() * std::mem::size_of::<Option<Stored>>()
+                + shard.iter().map(|s| s.blob.len()).sum::<usize>();
+        }
+        stats
     }
 
     /// How long a record without an expiry (a browser-session cookie) is kept.
     pub fn with_default_ttl(self, ttl: Duration) -> Self {
-        self.rebuild(|c| c.0 = time::duration_ms(ttl).max(1))
+        let ms = time::duration_ms(ttl).max(1);
+        self.inner.default_ttl_ms.store(ms, Ordering::Relaxed);
+        self
     }
 
-    /// Keeps at most `max` sessions; beyond that, the ones closest to expiry are evicted
-    /// (expired ones first).
+    /// Keeps at most about `max` sessions: beyond that, each new session evicts an
+    /// uninitialized one, or when the shards it looks through hold none, the modified
+    /// one nearest to expiry (expired ones first). Concurrent inserts may pass the bound
+    /// by one each for a moment.
     pub fn with_max_sessions(self, max: usize) -> Self {
-        self.rebuild(|c| c.1 = Some(max.max(1)))
+        self.inner.max_sessions.store(max.max(1), Ordering::Relaxed);
+        self
     }
 
-    /// How often every shard is swept: the store is split into 256 shards, and one of
-    /// them is swept each `every / 256`, as the store is written.
+    /// How often every shard is swept (default [`Self::DEFAULT_SWEEP_INTERVAL`]): the
+    /// store is split into 256 shards, and one of them is swept each `every / 256`, as
+    /// the store is written.
     pub fn with_sweep_interval(self, every: Duration) -> Self {
-        self.rebuild(|c| c.2 = (time::duration_ms(every) / SHARDS as i64).max(1))
+        let step = Self::sweep_step_ms(every);
+        self.inner.sweep_every_ms.store(step, Ordering::Relaxed);
+        self.inner
+            .next_sweep
+            .store(time::now_ms().saturating_add(step), Ordering::Relaxed);
+        self
     }
 
     /// Removes every expired record now; returns how many were removed.
@@ -226,10 +315,40 @@ impl MemoryStore {
     fn sweep_shard(&self, i: usize, now: i64) -> usize {
         let mut shard = lock(&self.inner.shards[i]);
         let before = shard.len();
-        shard.retain(|s| s.deadline > now);
+        let mut uninitialized = 0;
+        shard.retain(|s| {
+            let keep = s.deadline() > now;
+            if !keep && !s.modified() {
+                uninitialized += 1;
+            }
+            keep
+        });
         let removed = before - shard.len();
         self.inner.count.fetch_sub(removed, Ordering::Relaxed);
+        self.inner.uninitialized[i].fetch_sub(uninitialized, Ordering::Relaxed);
         removed
+    }
+
+    /// Shard `i` gained `s` (under its lock).
+    fn added(&self, i: usize, s: &Stored) {
+        if !s.modified() {
+            self.inner.uninitialized[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Shard `i` lost `s` (under its lock).
+    fn removed(&self, i: usize, s: &Stored) {
+        if !s.modified() {
+            self.inner.uninitialized[i].fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes the record in `slot` of shard `i` (locked as `shard`).
+    fn remove_at(&self, i: usize, shard: &mut Shard, slot: usize) -> Option<Stored> {
+        let removed = shard.remove(slot)?;
+        self.removed(i, &removed);
+        self.inner.count.fetch_sub(1, Ordering::Relaxed);
+        Some(removed)
     }
 
     fn maybe_sweep_step(&self, now: i64) {
@@ -237,58 +356,105 @@ impl MemoryStore {
         if now < due {
             return;
         }
-        let next = now + self.inner.sweep_every_ms;
+        let every = self.inner.sweep_every_ms.load(Ordering::Relaxed).max(1);
+        let next = now.saturating_add(every);
         if self
             .inner
             .next_sweep
             .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
             .is_ok()
         {
-            let i = self.inner.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
-            let removed = self.sweep_shard(i, now);
-            if removed > 0 {
-                tracing::debug!(removed, shard = i, "memory store swept expired sessions");
+            // After a quiet spell several steps are due (at most a cycle's): this request
+            // takes a few, and leaves the rest due for the next requests.
+            let due_steps = usize::try_from(now.saturating_sub(due) / every)
+                .unwrap_or(SHARDS)
+                .saturating_add(1)
+                .min(SHARDS);
+            let steps = due_steps.min(SWEEP_STEPS_MAX);
+            let left = i64::try_from(due_steps - steps).unwrap_or(0);
+            if left > 0 {
+                let next = next.saturating_sub(left.saturating_mul(every));
+                self.inner.next_sweep.store(next, Ordering::Relaxed);
+            }
+            for _ in 0..steps {
+                let i = self.inner.sweep_cursor.fetch_add(1, Ordering::Relaxed) % SHARDS;
+                let removed = self.sweep_shard(i, now);
+                if removed > 0 {
+                    tracing::debug!(removed, shard = i, "memory store swept expired sessions");
+                }
             }
         }
     }
 
+    /// Evicts one record to make room for a new one: an uninitialized one if the store
+    /// holds any (the per-shard counts say where, without a scan), the one nearest to
+    /// expiry in its shard; else the modified one nearest to expiry among a few shards.
+    /// Expired records in those shards go first. The work is a few shards', whatever
+    /// the size of the store, under one shard lock at a time.
     fn make_room(&self, max: usize, now: i64) {
         if self.inner.count.load(Ordering::Relaxed) < max {
             return;
         }
-        self.sweep();
-        let count = self.inner.count.load(Ordering::Relaxed);
-        if count < max {
+        let start = self.inner.evict_cursor.fetch_add(1, Ordering::Relaxed);
+        if self.sweep_shard(start % SHARDS, now) > 0 {
             return;
         }
-        // Evict a batch, so that the O(n) scan is paid once per max/16 inserts.
-        let batch = (count + 1 - max).max(max / 16).max(1);
-        let mut all: Vec<(i64, usize, u64)> = Vec::with_capacity(count);
-        for (i, shard) in self.inner.shards.iter().enumerate() {
-            all.extend(lock(shard).iter().map(|s| (s.deadline, i, s.hash)));
-        }
-        let batch = batch.min(all.len());
-        if batch == 0 {
-            return;
-        }
-        all.select_nth_unstable_by_key(batch - 1, |e| e.0);
-        let mut evicted = 0;
-        for (deadline, i, hash) in all.into_iter().take(batch) {
-            // The hash and the deadline name the entry (two ids sharing a 64-bit hash
-            // and a deadline would be equally close to expiry).
-            let mut shard = lock(&self.inner.shards[i]);
-            if let Some(slot) = shard.find(hash, |s| s.deadline == deadline) {
-                shard.remove(slot);
-                evicted += 1;
+        let with_uninitialized = (0..SHARDS)
+            .map(|k| start.wrapping_add(k) % SHARDS)
+            .find(|&i| self.inner.uninitialized[i].load(Ordering::Relaxed) > 0);
+        let (first, want_modified) = match with_uninitialized {
+            Some(i) => (i, false),
+            None => (start, true),
+        };
+        // (deadline, shard, hash) of the victim, from the first shard that holds a record
+        // of the kind wanted and, for a modified one, the next that does.
+        let mut victim: Option<(i64, usize, u64)> = None;
+        let wanted_shards = if want_modified { EVICT_SCAN } else { 1 };
+        let mut looked = 0;
+        for k in 0..SHARDS {
+            let i = first.wrapping_add(k) % SHARDS;
+            let mut here = false;
+            for s in lock(&self.inner.shards[i])
+                .iter()
+                .filter(|s| s.modified() == want_modified)
+            {
+                here = true;
+                if victim.is_none_or(|(d, _, _)| s.deadline() < d) {
+                    victim = Some((s.deadline(), i, s.hash));
+                }
+            }
+            looked += usize::from(here);
+            if looked >= wanted_shards {
+                break;
             }
         }
-        self.inner.count.fetch_sub(evicted, Ordering::Relaxed);
-        tracing::warn!(
-            evicted,
-            max_sessions = max,
-            now,
-            "memory store at capacity: evicted the sessions closest to expiry"
-        );
+        let Some((deadline, i, hash)) = victim else {
+            return;
+        };
+        let mut shard = lock(&self.inner.shards[i]);
+        // The hash, the kind and the deadline name the entry (two ids sharing a 64-bit
+        // hash and a deadline would be equally good victims).
+        let Some(slot) = shard.find(hash, |s| {
+            s.deadline() == deadline && s.modified() == want_modified
+        }) else {
+            return;
+        };
+        self.remove_at(i, &mut shard, slot);
+        if want_modified {
+            tracing::warn!(
+                max_sessions = max,
+                "memory store at capacity: evicted a modified session (raise the bound)"
+            );
+        } else {
+            tracing::debug!(
+                max_sessions = max,
+                "memory store at capacity: evicted an uninitialized session"
+            );
+        }
+    }
+
+    fn shard_index(hash: u64) -> usize {
+        ((hash >> 32) as usize) % SHARDS
     }
 
     /// The id's hash and its locked shard.
@@ -296,13 +462,13 @@ impl MemoryStore {
         // A shard's table takes an entry's home slot from the low bits of its hash: pick
         // the shard from bits it does not use, or a shard's keys would share them.
         let h = self.inner.hash.hash_one(id);
-        (h, lock(&self.inner.shards[((h >> 32) as usize) % SHARDS]))
+        (h, lock(&self.inner.shards[Self::shard_index(h)]))
     }
 
     fn deadline(&self, cookie: &SessionCookie, now: i64) -> i64 {
         cookie
             .expires
-            .unwrap_or_else(|| now.saturating_add(self.inner.default_ttl_ms))
+            .unwrap_or_else(|| now.saturating_add(self.default_ttl_ms()))
     }
 
     /// The live record under `id`, its fields kept as text; an expired one is removed.
@@ -313,15 +479,14 @@ impl MemoryStore {
             return Ok(None);
         };
         match shard.get(slot) {
-            Some(s) if s.deadline > now => blob::decode_loaded(&s.blob, s.deadline)
+            Some(s) if s.deadline() > now => blob::decode_loaded(&s.blob, s.deadline())
                 .map(|mut loaded| {
-                    loaded.deadline = Some(s.deadline);
+                    loaded.deadline = Some(s.deadline());
                     Some(loaded)
                 })
                 .map_err(StoreError::Corrupt),
             _ => {
-                shard.remove(slot);
-                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                self.remove_at(Self::shard_index(hash), &mut shard, slot);
                 Ok(None)
             }
         }
@@ -329,49 +494,40 @@ impl MemoryStore {
 
     fn set_now(&self, id: &str, record: &RecordView<'_>) -> Result<(), StoreError> {
         let blob = blob::encode_view(id, record).map_err(StoreError::Corrupt)?;
-        self.store_blob(id, record.cookie(), blob);
+        // Writing an expired record is a delete, as connect-redis does.
+        let now = time::now_ms();
+        let deadline = self.deadline(record.cookie(), now);
+        self.store_entry(id, deadline, !record.is_uninitialized(), blob, now);
         Ok(())
     }
 
-    /// Stores the blob of a whole record under `id` (unless the cookie has already
-    /// expired: writing an expired record is a delete, as connect-redis does).
-    fn store_blob(&self, id: &str, cookie: &SessionCookie, blob: Box<[u8]>) {
-        let now = time::now_ms();
-        let deadline = self.deadline(cookie, now);
-        self.store_entry(id, deadline, blob, now);
-    }
-
-    fn store_entry(&self, id: &str, deadline: i64, blob: Box<[u8]>, now: i64) {
+    fn store_entry(&self, id: &str, deadline: i64, modified: bool, blob: Box<[u8]>, now: i64) {
         self.maybe_sweep_step(now);
         if deadline <= now {
             self.destroy_now(id);
             return;
         }
         let hash = self.inner.hash.hash_one(id);
-        let mut stored = Stored {
-            hash,
-            deadline,
-            blob,
-        };
-        if let Some(max) = self.inner.max_sessions {
-            {
-                let (_, mut shard) = self.shard(id);
-                if let Some(s) = shard
-                    .find(hash, |s| s.is(hash, id))
-                    .and_then(|slot| shard.get_mut(slot))
-                {
-                    *s = stored;
-                    return;
-                }
+        let mut stored = Stored::new(hash, deadline, modified, blob);
+        let i = Self::shard_index(hash);
+        if let Some(max) = self.max_sessions() {
+            let (_, shard) = self.shard(id);
+            // A new record makes room first; one that replaces a record does not.
+            if shard.find(hash, |s| s.is(hash, id)).is_none() {
+                drop(shard);
+                self.make_room(max, now);
             }
-            self.make_room(max, now);
         }
         let (_, mut shard) = self.shard(id);
+        self.added(i, &stored);
         match shard
             .find(hash, |s| s.is(hash, id))
             .and_then(|slot| shard.get_mut(slot))
         {
-            Some(s) => std::mem::swap(s, &mut stored),
+            Some(s) => {
+                std::mem::swap(s, &mut stored);
+                self.removed(i, &stored);
+            }
             None => {
                 shard.insert_new(stored);
                 self.inner.count.fetch_add(1, Ordering::Relaxed);
@@ -394,15 +550,14 @@ impl MemoryStore {
         let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
             return Ok(Outcome::Missing);
         };
-        let stored_deadline = shard.get(slot).map_or(now, |s| s.deadline);
+        let stored_deadline = shard.get(slot).map_or(now, Stored::deadline);
         if stored_deadline <= now || deadline <= now {
             let outcome = if stored_deadline <= now {
                 Outcome::Missing
             } else {
                 Outcome::Applied
             };
-            shard.remove(slot);
-            self.inner.count.fetch_sub(1, Ordering::Relaxed);
+            self.remove_at(Self::shard_index(hash), &mut shard, slot);
             return Ok(outcome);
         }
         let Some(s) = shard.get_mut(slot) else {
@@ -411,7 +566,7 @@ impl MemoryStore {
         if changes.is_empty() && blob::cookie_matches(&s.blob, cookie) {
             // A resave usually changes nothing but the expiry, which is the deadline:
             // then only the deadline moves, without re-encoding.
-            s.deadline = deadline;
+            s.set_deadline(deadline);
             return Ok(Outcome::Applied);
         }
         let json = blob::fields_of(&s.blob).map_err(StoreError::Corrupt)?;
@@ -420,7 +575,11 @@ impl MemoryStore {
         } else {
             blob::encode_patched(id, cookie, json, changes).map_err(StoreError::Corrupt)?
         };
-        s.deadline = deadline;
+        s.set_deadline(deadline);
+        if !changes.is_empty() && !s.modified() {
+            s.mark_modified();
+            self.inner.uninitialized[Self::shard_index(hash)].fetch_sub(1, Ordering::Relaxed);
+        }
         Ok(Outcome::Applied)
     }
 
@@ -432,10 +591,9 @@ impl MemoryStore {
         let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
             return Outcome::Missing;
         };
-        let live = shard.get(slot).is_some_and(|s| s.deadline > now);
+        let live = shard.get(slot).is_some_and(|s| s.deadline() > now);
         if !live || deadline <= now {
-            shard.remove(slot);
-            self.inner.count.fetch_sub(1, Ordering::Relaxed);
+            self.remove_at(Self::shard_index(hash), &mut shard, slot);
             return if live {
                 Outcome::Applied
             } else {
@@ -443,7 +601,7 @@ impl MemoryStore {
             };
         }
         if let Some(s) = shard.get_mut(slot) {
-            s.deadline = deadline;
+            s.set_deadline(deadline);
         }
         Outcome::Applied
     }
@@ -457,15 +615,13 @@ impl MemoryStore {
             let Some(slot) = shard.find(hash, |s| s.is(hash, from)) else {
                 return Ok(Outcome::Missing);
             };
-            let taken = shard.remove(slot);
-            self.inner.count.fetch_sub(1, Ordering::Relaxed);
-            taken
+            self.remove_at(Self::shard_index(hash), &mut shard, slot)
         };
-        let Some(taken) = taken.filter(|s| s.deadline > now) else {
+        let Some(taken) = taken.filter(|s| s.deadline() > now) else {
             return Ok(Outcome::Missing);
         };
         let blob = blob::rekey(&taken.blob, to).map_err(StoreError::Corrupt)?;
-        self.store_entry(to, taken.deadline, blob, now);
+        self.store_entry(to, taken.deadline(), taken.modified(), blob, now);
         Ok(Outcome::Applied)
     }
 
@@ -474,10 +630,9 @@ impl MemoryStore {
         let (hash, mut shard) = self.shard(id);
         match shard.find(hash, |s| s.is(hash, id)) {
             Some(slot) => {
-                let removed = shard.remove(slot);
-                self.inner.count.fetch_sub(1, Ordering::Relaxed);
+                let removed = self.remove_at(Self::shard_index(hash), &mut shard, slot);
                 match removed {
-                    Some(s) if s.deadline > now => Outcome::Applied,
+                    Some(s) if s.deadline() > now => Outcome::Applied,
                     _ => Outcome::Missing,
                 }
             }
@@ -521,7 +676,7 @@ impl SessionStore for MemoryStore {
         id: &str,
         touch: Touch<'_>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
-        let ttl = Duration::from_millis(u64::try_from(self.inner.default_ttl_ms).unwrap_or(0));
+        let ttl = Duration::from_millis(u64::try_from(self.default_ttl_ms()).unwrap_or(0));
         let outcome = if touch.is_due(ttl) {
             self.touch_now(id, touch.cookie())
         } else {
@@ -550,11 +705,12 @@ impl SessionAdmin for MemoryStore {
     }
 
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
-        for shard in &self.inner.shards {
+        for (i, shard) in self.inner.shards.iter().enumerate() {
             let mut s = lock(shard);
             let n = s.len();
             s.clear();
             self.inner.count.fetch_sub(n, Ordering::Relaxed);
+            self.inner.uninitialized[i].store(0, Ordering::Relaxed);
         }
         std::future::ready(Ok(()))
     }
@@ -566,7 +722,7 @@ impl SessionAdmin for MemoryStore {
             ids.extend(
                 lock(shard)
                     .iter()
-                    .filter(|s| s.deadline > now)
+                    .filter(|s| s.deadline() > now)
                     .map(|s| s.id().to_owned()),
             );
         }

@@ -32,6 +32,35 @@ impl<T: Hashed> Table<T> {
         self.len
     }
 
+    /// How many slots the table holds (its memory, with the entries' own).
+    pub(crate) fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The size for `len` entries after a shrink: a load of at most 5/16, half the most
+    /// the table takes, so that it does not grow again at once; none for no entries.
+    fn size_for(len: usize) -> usize {
+        if len == 0 {
+            return 0;
+        }
+        (len * 16 / 5 + 1).next_power_of_two().max(16)
+    }
+
+    /// Whether the table is mostly empty (a load under 1/8) and worth rebuilding smaller.
+    fn sparse(&self) -> bool {
+        self.slots.len() > 16 && self.len * 8 < self.slots.len()
+            || self.len == 0 && !self.slots.is_empty()
+    }
+
+    /// Rebuilds the table at the size for its entries.
+    fn shrink(&mut self) {
+        let size = Self::size_for(self.len);
+        let old = std::mem::replace(&mut self.slots, Self::empty_slots(size));
+        for entry in old.into_iter().flatten() {
+            self.place(entry);
+        }
+    }
+
     fn mask(&self) -> usize {
         self.slots.len().wrapping_sub(1)
     }
@@ -118,33 +147,40 @@ impl<T: Hashed> Table<T> {
             }
             i = (i + 1) & mask;
         }
+        if self.sparse() {
+            self.shrink();
+        }
         Some(removed)
     }
 
     /// Keeps the entries for which `keep` holds.
+    /// Keeps the entries for which `keep` holds, in a table shrunk to them when they
+    /// leave it mostly empty.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
         if self.slots.iter().flatten().all(&mut keep) {
             return;
         }
-        let size = self.slots.len();
-        let old = std::mem::replace(&mut self.slots, Self::empty_slots(size));
-        self.len = 0;
-        for entry in old.into_iter().flatten() {
-            if keep(&entry) {
-                self.place(entry);
-                self.len += 1;
-            }
+        let old_size = self.slots.len();
+        let kept: Vec<T> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .filter(|e| keep(e))
+            .collect();
+        self.len = kept.len();
+        // The old size, unless the survivors leave it mostly empty.
+        let size = if kept.len() * 8 < old_size {
+            Self::size_for(kept.len())
+        } else {
+            old_size
+        };
+        self.slots = Self::empty_slots(size);
+        for entry in kept {
+            self.place(entry);
         }
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.slots.iter().flatten()
-    }
-
-    /// Empties the table, handing out its entries.
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = T> {
-        self.len = 0;
-        std::mem::take(&mut self.slots).into_iter().flatten()
     }
 
     pub(crate) fn clear(&mut self) {
@@ -217,9 +253,27 @@ mod tests {
             assert!(t.find(hash, |e: &E| e.1 == key).is_some());
         }
         assert_eq!(t.iter().count(), m.len());
-        let drained: Vec<E> = t.drain().collect();
-        assert_eq!(drained.len(), m.len());
+        t.clear();
         assert_eq!(t.len(), 0);
         assert_eq!(t.find(0, |_: &E| true), None);
+    }
+
+    #[test]
+    fn a_table_emptied_by_removals_or_a_sweep_shrinks() {
+        let mut t = Table::new();
+        for k in 0..10_000u32 {
+            t.insert_new(E(u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15), k));
+        }
+        let full = t.slots();
+        assert!(full >= 16_384, "{full}");
+        t.retain(|e| e.1 < 100);
+        assert_eq!(t.len(), 100);
+        assert!(t.slots() <= 512, "{}", t.slots());
+        for k in 0..100u32 {
+            let hash = u64::from(k).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            let slot = t.find(hash, |e| e.1 == k).unwrap();
+            t.remove(slot);
+        }
+        assert_eq!((t.len(), t.slots()), (0, 0));
     }
 }
