@@ -105,6 +105,18 @@ mod with_tessera {
                 "/read",
                 get(|s: Session<Views>| async move { format!("views: {}", *s.views) }),
             )
+            .layer(layer)
+            .merge(wide())
+    }
+
+    /// The routes on a session with many keys, under their own layer.
+    fn wide() -> Router {
+        let secret = match Secret::new("a benchmark secret that is long enough") {
+            Ok(s) => s,
+            Err(e) => unreachable!("literal secret: {e}"),
+        };
+        let layer = SessionLayer::<Wide>::new(secret).with_store(MemoryStore::default());
+        Router::new()
             .route(
                 "/wide/fill/{n}",
                 get(

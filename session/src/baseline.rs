@@ -273,6 +273,39 @@ impl Baseline {
         }
     }
 
+    /// Whether the fields with `changes` applied are surely within the limits of
+    /// `options`, by a bound that needs no lookups (every change adds a key and its whole
+    /// value): the usual request, a few small changes to a small session, pays for no
+    /// more. When it cannot tell, [`Self::size_after`] counts.
+    pub(crate) fn surely_within(
+        &self,
+        changes: &[FieldChange],
+        options: &crate::options::SessionOptions,
+    ) -> bool {
+        // A map (a new session's defaults) is counted exactly.
+        let Repr::Text { json, entries, .. } = &self.0 else {
+            return false;
+        };
+        let (keys, bytes) = (entries.len(), json.len());
+        if keys.saturating_add(changes.len()) > options.max_keys {
+            return false;
+        }
+        let mut bound = bytes;
+        for change in changes {
+            let value = match &change.value {
+                None => 0,
+                Some(Value::Null | Value::Bool(_)) => 5,
+                // The longest number serde_json writes: `-1.7976931348623157e308`.
+                Some(Value::Number(_)) => 24,
+                // Every character escaped as `\uXXXX`, and the quotes.
+                Some(Value::String(s)) => s.len().saturating_mul(6).saturating_add(2),
+                Some(v) => json_len(v),
+            };
+            bound = bound.saturating_add(change.key.len() * 6 + 4 + value);
+        }
+        bound <= options.max_record_bytes
+    }
+
     /// How many keys, and about how many bytes of JSON, the fields hold with `changes`
     /// applied. Linear in the changes (and, for fields not kept as text, in the fields).
     pub(crate) fn size_after(&self, changes: &[FieldChange]) -> (usize, usize) {

@@ -194,9 +194,22 @@ pub mod __private {
         }
     }
 
+    /// What a session field's type must be: stored as JSON and read back. One trait for
+    /// both bounds, its blanket impl kept out of the compiler's suggestions, so that a
+    /// type with neither gets one short error, at the field, saying what to derive.
+    #[diagnostic::on_unimplemented(
+        message = "the session field type `{Self}` must implement serde's `Serialize` and `Deserialize`",
+        label = "not `Serialize + Deserialize`",
+        note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to the type, or mark the field `#[session(skip)]`"
+    )]
+    pub trait FieldValue: Serialize + DeserializeOwned {}
+
+    #[diagnostic::do_not_recommend]
+    impl<U: Serialize + DeserializeOwned> FieldValue for U {}
+
     /// The field functions of `U`; the only place generated code requires
     /// `Serialize + Deserialize`, so a bad field type gives one error, at the field.
-    pub fn field_ops<U: Serialize + DeserializeOwned>() -> FieldOps<U> {
+    pub fn field_ops<U: FieldValue>() -> FieldOps<U> {
         FieldOps::new()
     }
 

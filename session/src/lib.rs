@@ -93,6 +93,14 @@ pub use store::memory::{MemoryStats, MemoryStore};
 pub use store::{BoxError, Outcome, SessionAdmin, SessionStore, StoreError};
 pub use tessera_macros::SessionData;
 
+/// The option rules, exposed for the fuzz targets in `fuzz/`. Not a public API.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::rules::{
+        check_cookie_domain, check_cookie_name, check_cookie_path, parse_duration_ms,
+    };
+}
+
 /// Internals exposed for the criterion benchmarks in `bench/`. Not a public API.
 #[doc(hidden)]
 pub mod __bench {

@@ -189,7 +189,7 @@ impl<T: SessionData> State<T> {
         self.baseline()?;
         if let Some(b) = &self.baseline {
             T::__diff(&self.view, b, false, &mut out)?;
-            if !out.is_empty() {
+            if !out.is_empty() && !b.surely_within(&out, &self.ctx.options) {
                 let (keys, bytes) = b.size_after(&out);
                 self.ctx.options.check_size(keys, bytes)?;
             }
