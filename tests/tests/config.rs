@@ -225,3 +225,20 @@ fn try_with_options_rejects_what_browsers_reject() {
         .secure(tessera::Secure::Always);
     assert!(layer.try_with_options(good).is_ok());
 }
+
+#[test]
+fn the_hidden_setters_the_derive_calls_refuse_what_the_rules_refuse() {
+    let o = SessionOptions::default()
+        .__path("/app; Domain=evil.example")
+        .__domain("evil.example; Secure")
+        .__name("bad name");
+    assert_eq!(o.cookie_name(), "connect.sid");
+    assert_eq!(o.path(), "/");
+    assert!(!format!("{o:?}").contains("evil"), "{o:?}");
+    let o = SessionOptions::default()
+        .__path("/app")
+        .__domain("example.com")
+        .__name("sid");
+    assert_eq!((o.cookie_name(), o.path()), ("sid", "/app"));
+    assert!(format!("{o:?}").contains("example.com"), "{o:?}");
+}
