@@ -11,11 +11,8 @@
 mod ast;
 mod check;
 mod expand;
-#[path = "../../session/src/rules.rs"]
-mod rules;
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../session/src/time.rs"]
-mod time;
+use tessera_rules as rules;
+use tessera_rules::date as time;
 
 use proc_macro::TokenStream;
 

@@ -71,7 +71,7 @@ mod gate;
 mod layer;
 mod options;
 mod record;
-pub(crate) mod rules;
+pub(crate) use tessera_rules as rules;
 mod session;
 mod signing;
 pub mod store;

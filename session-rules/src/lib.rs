@@ -1,11 +1,12 @@
-//! The validation rules for session options, shared word for word by the derive macro
-//! (compile-time checks) and the runtime setters (checks on values from configuration).
-//!
-//! This file has no dependencies on purpose: `tessera-macros` includes it with
-//! `#[path]`, so one rule is written once and judged the same at compile time and at
-//! run time.
+//! The validation rules for tessera's session options, shared word for word by the
+//! derive macro (`tessera-macros`, compile-time checks) and the runtime setters
+//! (`tessera`, checks on values from configuration), so that a rule is written once and
+//! judged the same at compile time and at run time. No dependencies. Not a public API:
+//! its version is locked to `tessera`'s.
 
-#![allow(dead_code)]
+#![forbid(unsafe_code)]
+
+pub mod date;
 
 /// Parses a duration written as a number with a unit (`ms`, `s`, `m`, `h`, `d`):
 /// `"90s"`, `"30m"`, `"1h"`, `"7d"`, `"1500ms"`. A bare number is rejected: express's
