@@ -5,6 +5,7 @@ pub mod compat;
 pub mod counter;
 pub mod guide;
 pub mod login;
+pub mod readme;
 
 use tessera::Secret;
 
@@ -28,12 +29,14 @@ pub fn secret_from_env_or_dev() -> Secret {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), in colour only on a terminal.
 pub fn init_tracing() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

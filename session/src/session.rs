@@ -327,12 +327,32 @@ pub enum SessionRejection {
     CreateFailed,
 }
 
+impl SessionRejection {
+    /// The status the rejection answers with, as axum's rejections report it.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::RetryLater { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The body the rejection answers with.
+    pub fn body_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Rejections during a store outage come with every request: logged at most ten a minute.
+static REJECTIONS: crate::gate::LogGate = crate::gate::LogGate::new();
+
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        tracing::error!(error = %self, "session extractor rejected the request");
+        if let Some(suppressed) = REJECTIONS.admit(crate::time::now_ms()) {
+            tracing::error!(error = %self, suppressed, "session extractor rejected the request");
+        }
         match self {
             Self::RetryLater { retry_after_secs } => retry_later(retry_after_secs),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response(),
+            _ => (self.status(), self.body_text()).into_response(),
         }
     }
 }

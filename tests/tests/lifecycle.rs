@@ -347,6 +347,19 @@ async fn store_failure_can_answer_503_with_retry_after_on_load_and_on_save() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.headers["retry-after"], "7");
     assert_eq!(r.set_cookie(), None);
+    let rejection = tessera::SessionRejection::RetryLater {
+        retry_after_secs: 7,
+    };
+    assert_eq!(rejection.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body, "session store unavailable");
+    assert_eq!(
+        tessera::SessionRejection::StoreUnavailable.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    assert_eq!(
+        tessera::SessionRejection::StoreUnavailable.body_text(),
+        "session store unavailable"
+    );
     store.fail_reads.store(false, Ordering::SeqCst);
     store.fail_writes.store(true, Ordering::SeqCst);
     let r = b.get("/bump").await;

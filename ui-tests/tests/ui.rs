@@ -14,11 +14,20 @@ fn ui() {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
-    assert!(
-        version.starts_with(PINNED_RUSTC),
-        "the ui-test snapshots are pinned to {PINNED_RUSTC}, but this is {version:?}; \
-         run them with that toolchain, or refresh them with TRYBUILD=overwrite and update PINNED_RUSTC"
-    );
+    if !version.starts_with(PINNED_RUSTC) {
+        let message = format!(
+            "the ui-test snapshots are pinned to {PINNED_RUSTC}, but this is {:?}; \
+             run them with that toolchain, or refresh them with TRYBUILD=overwrite and update PINNED_RUSTC",
+            version.trim()
+        );
+        // CI checks the snapshots on the pinned compiler: there a mismatch fails.
+        assert!(std::env::var_os("TESSERA_UI_PINNED").is_none(), "{message}");
+        // Elsewhere the comparison is skipped, visibly: written to the terminal directly,
+        // past the test harness's capture of `eprintln!`.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED ui snapshots: {message}");
+        return;
+    }
     let t = trybuild::TestCases::new();
     t.compile_fail("fail/*.rs");
     t.pass("pass/*.rs");
