@@ -19,7 +19,8 @@ use tower_service::Service;
 
 use crate::cookie::{SessionCookie, decode_cookie_value, encode_uri_component, find_cookie_raw};
 use crate::data::SessionData;
-use crate::options::{ConfigError, SessionOptions, Unset};
+use crate::decide;
+use crate::options::{ConfigError, SessionOptions};
 use crate::record::Touch;
 use crate::session::{
     Phase, SessionError, SessionRejection, SessionSlot, Slot, Stage, State, store_down_answer,
@@ -83,17 +84,24 @@ pub(crate) fn default_id() -> Result<String, SessionError> {
     Ok(out)
 }
 
+/// Who signs the cookie.
+#[derive(Clone)]
+pub(crate) enum CookieSigner {
+    /// express-session's [`HmacSigner`]: its verified values may be remembered, and the
+    /// cookie is written in place.
+    Default,
+    /// The application's (which may, for example, expire signatures): asked every time.
+    Custom(Arc<dyn Signer>),
+}
+
 /// What the layer and the extractor share.
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) store: Arc<dyn DynStore>,
-    pub(crate) signer: Arc<dyn Signer>,
+    pub(crate) signer: CookieSigner,
     pub(crate) secrets: Secrets,
     pub(crate) options: SessionOptions,
     pub(crate) genid: Option<Arc<GenId>>,
-    /// The signer is the default [`HmacSigner`], whose verified values may be remembered
-    /// (a custom signer may, for example, expire signatures).
-    pub(crate) default_signer: bool,
     /// The layer's rate-limited and once-only events.
     pub(crate) alerts: Arc<crate::gate::Alerts>,
 }
@@ -137,12 +145,16 @@ impl Ctx {
 
     /// "s:" and the id signed by the layer's signer (what the cookie carries, decoded).
     fn signed_value(&self, id: &str) -> String {
-        format!("s:{}", self.signer.sign(id, self.secrets.signing()))
+        let signed = match &self.signer {
+            CookieSigner::Default => HmacSigner.sign(id, self.secrets.signing()),
+            CookieSigner::Custom(signer) => signer.sign(id, self.secrets.signing()),
+        };
+        format!("s:{signed}")
     }
 
     /// The `Set-Cookie` value for the session `id`.
     fn render_cookie(&self, cookie: &SessionCookie, id: &str) -> String {
-        if !self.default_signer {
+        if let CookieSigner::Custom(_) = self.signer {
             return cookie.render(&self.options.name, &self.signed_value(id));
         }
         // Written in place: "s%3A" (the encoded "s:"), the id, ".", the signature.
@@ -167,7 +179,7 @@ impl Ctx {
             }
             return None;
         }
-        let remembered = if self.default_signer {
+        let remembered = if let CookieSigner::Default = self.signer {
             remembered_id(&self.secrets, raw)
         } else {
             None
@@ -212,13 +224,13 @@ impl Ctx {
             }
             return None;
         };
-        if !self.default_signer {
+        if let CookieSigner::Custom(signer) = &self.signer {
             // A custom signer's value need not be a prefix of what it signed (a
             // key-versioned signer, say): take what `unsign` returns.
             return Some(
                 self.secrets
                     .iter()
-                    .find_map(|secret| self.signer.unsign(signed, secret))
+                    .find_map(|secret| signer.unsign(signed, secret))
                     .map(str::to_owned),
             );
         }
@@ -296,11 +308,10 @@ impl<T: SessionData> SessionLayer<T> {
         Self {
             ctx: Arc::new(Ctx {
                 store: Arc::clone(&store) as Arc<dyn DynStore>,
-                signer: Arc::new(HmacSigner),
+                signer: CookieSigner::Default,
                 secrets: secrets.into(),
                 options: T::options(),
                 genid: None,
-                default_signer: true,
                 alerts: Arc::default(),
             }),
             store,
@@ -333,8 +344,7 @@ impl<T, St> SessionLayer<T, St> {
     /// repeated cookie costs one constant-time comparison instead of an HMAC.)
     pub fn with_signer(mut self, signer: impl Signer) -> Self {
         let ctx = self.ctx_mut();
-        ctx.signer = Arc::new(signer);
-        ctx.default_signer = false;
+        ctx.signer = CookieSigner::Custom(Arc::new(signer));
         self
     }
 
@@ -627,15 +637,17 @@ async fn finish<T: SessionData, St: SessionStore>(
     let opts = &ctx.options;
     match st.phase {
         Phase::Destroyed => {
-            if st.had_cookie {
+            if decide::clear_cookie_after_destroy(st.had_cookie) {
                 append_cookie(headers, st.cookie.render_clear(&opts.name));
             }
             return Ok(());
         }
         Phase::Unset => {
-            if opts.unset == Unset::Destroy {
+            if let decide::AfterUnset::Destroy { clear_cookie } =
+                decide::after_unset(opts.unset, st.had_cookie)
+            {
                 store.destroy(&st.id).await?;
-                if st.had_cookie {
+                if clear_cookie {
                     append_cookie(headers, st.cookie.render_clear(&opts.name));
                 }
             }
@@ -650,66 +662,73 @@ async fn finish<T: SessionData, St: SessionStore>(
     // The flag is per request: clear it before the cookie is handed to the store.
     let cookie_changed = st.cookie_changed || std::mem::take(&mut st.cookie.changed);
     st.cookie_changed = cookie_changed;
-    let modified = st.modified || !changes.is_empty() || st.id_changed;
-    let new_id = st.is_new_id();
-
-    let mut set_cookie = if new_id {
-        // Unlike express-session, a session the handler saved explicitly also gets its
-        // cookie (express leaves an orphan record).
-        opts.save_uninitialized || modified || st.in_store
-    } else {
-        opts.rolling || cookie_changed || (st.cookie.expires.is_some() && modified)
+    let facts = decide::Facts {
+        new_id: st.is_new_id(),
+        id_changed: st.id_changed,
+        modified: st.modified || !changes.is_empty() || st.id_changed,
+        cookie_changed,
+        unsaved_changes: !changes.is_empty(),
+        in_store: st.in_store,
+        saved_clean: st.saved_clean,
+        saved_in_request: st.saved_in_request,
+        expires: st.cookie.expires.is_some(),
+        secure_cookie: st.cookie.secure(),
+        request_secure,
+        rolling: opts.rolling,
+        save_uninitialized: opts.save_uninitialized,
     };
-    if set_cookie && st.cookie.secure() && !request_secure {
-        if ctx
-            .alerts
-            .warned_insecure
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            tracing::debug!("not sending a Secure session cookie in reply to an insecure request");
-        } else {
-            tracing::warn!(
-                "not sending a Secure session cookie in reply to a plain-http request, so the \
-                 session will not last; behind a TLS-terminating proxy set `proxy = true` \
-                 (X-Forwarded-Proto), or use `secure = \"auto\"` (this warning is shown once)"
-            );
+    let mut set_cookie = match decide::should_set_cookie(&facts) {
+        decide::SetCookie::Send => true,
+        decide::SetCookie::No => false,
+        decide::SetCookie::HeldBackInsecure => {
+            if ctx
+                .alerts
+                .warned_insecure
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::debug!(
+                    "not sending a Secure session cookie in reply to an insecure request"
+                );
+            } else {
+                tracing::warn!(
+                    "not sending a Secure session cookie in reply to a plain-http request, so the \
+                     session will not last; behind a TLS-terminating proxy set `proxy = true` \
+                     (X-Forwarded-Proto), or use `secure = \"auto\"` (this warning is shown once)"
+                );
+            }
+            false
         }
-        set_cookie = false;
-    }
+    };
     time::lend(now, || st.cookie.touch());
     let lend = || time::lent(now);
 
-    let should_save = if !opts.save_uninitialized && !st.in_store && new_id {
-        modified
-    } else {
-        // A moved record (rotate_id) is written too: its cookie is renewed.
-        st.id_changed || !(st.in_store && st.saved_clean && changes.is_empty() && !cookie_changed)
-    };
-
-    let outcome = if should_save && st.in_store {
-        let write = {
-            let _now = lend();
-            store.patch(&st.id, st.patch(&changes))
-        };
-        write.await?
-    } else if should_save {
-        let write = {
-            let _now = lend();
-            store.set(&st.id, st.record(&changes).uninitialized(!modified))
-        };
-        write.await?;
-        Outcome::Applied
-    } else if st.in_store && !new_id && !st.saved_in_request {
-        let write = {
-            let _now = lend();
-            store.touch(
-                &st.id,
-                Touch::new(&st.cookie).lazy_ms(st.loaded_deadline, opts.touch_after),
-            )
-        };
-        write.await?
-    } else {
-        Outcome::Applied
+    let outcome = match decide::write(&facts) {
+        decide::Write::Patch => {
+            let write = {
+                let _now = lend();
+                store.patch(&st.id, st.patch(&changes))
+            };
+            write.await?
+        }
+        decide::Write::Set => {
+            let write = {
+                let _now = lend();
+                store.set(&st.id, st.record(&changes).uninitialized(!facts.modified))
+            };
+            write.await?;
+            Outcome::Applied
+        }
+        decide::Write::Touch => {
+            let write = {
+                let _now = lend();
+                store.touch(
+                    &st.id,
+                    Touch::new(&st.cookie).lazy_ms(st.loaded_deadline, opts.touch_after),
+                )
+            };
+            write.await?
+        }
+        decide::Write::Nothing => Outcome::Applied,
     };
     if outcome == Outcome::Missing {
         tracing::info!("session was destroyed or expired during the request; not recreating it");
@@ -732,11 +751,10 @@ mod tests {
         let secrets = Secrets::from(Secret::short_for_migration("keyboard cat").unwrap());
         let ctx = Ctx {
             store: Arc::new(MemoryStore::default()),
-            signer: Arc::new(HmacSigner),
+            signer: CookieSigner::Default,
             secrets,
             options: SessionOptions::default(),
             genid: None,
-            default_signer: true,
             alerts: Arc::default(),
         };
         let cookie = SessionCookie::default();

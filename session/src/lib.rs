@@ -67,6 +67,7 @@ mod baseline;
 mod config;
 mod cookie;
 mod data;
+mod decide;
 mod gate;
 mod layer;
 mod options;
