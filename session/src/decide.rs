@@ -76,7 +76,8 @@ pub(crate) fn should_save(f: &Facts) -> bool {
     if !f.save_uninitialized && !f.in_store && f.new_id {
         f.modified
     } else {
-        f.id_changed || !(f.in_store && f.saved_clean && !f.unsaved_changes && !f.cookie_changed)
+        let store_holds_it = f.in_store && f.saved_clean && !f.unsaved_changes;
+        f.id_changed || !store_holds_it || f.cookie_changed
     }
 }
 
