@@ -1,5 +1,20 @@
 //! The session cookie: the per-session model stored with the record (express-session's
 //! `Cookie`), its `Set-Cookie` rendering, and reading the request's `Cookie` header.
+//!
+//! Why not the `cookie` crate, which the fuzz target `set_cookie` uses to check this
+//! rendering: it cannot produce express-session's bytes, which Node services sharing the
+//! sessions and the tests against the real express-session compare.
+//! - **Attribute order.** express writes `Domain, Path, Expires, HttpOnly, Secure,
+//!   Partitioned, Priority, SameSite`; the `cookie` crate has its own order.
+//! - **`Priority`.** The `cookie` crate has no `Priority` attribute.
+//! - **Automatic `Secure` and `SameSite`.** `secure = "auto"` and `same_site = "auto"`
+//!   depend on the request, and a `Secure` cookie is held back over plain http; the crate
+//!   renders what it is given.
+//! - **Strict decoding.** The value is express's `encodeURIComponent` of `s:` + id +
+//!   signature, and reading undoes `decodeURIComponent`, keeping the raw text when that
+//!   would throw; the crate's percent-encoding and -decoding are not JavaScript's.
+//! - **First wins.** Of several cookies with the session's name the first is read, as
+//!   express's `cookie.parse` does; the crate's jar keeps the last.
 
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
