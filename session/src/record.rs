@@ -437,12 +437,19 @@ impl LoadedRecord {
         let text: Box<[u8]> = text.into();
         let cookie = match scan_object(&text) {
             Some(entries) => {
-                let cookie = entries
+                let mut cookies = entries
                     .iter()
-                    .rev()
-                    .find(|(k, _)| span_text(&text, *k) == COOKIE_KEY.as_bytes())
+                    .filter(|(k, _)| span_text(&text, *k) == COOKIE_KEY.as_bytes());
+                let last = cookies
+                    .next_back()
                     .ok_or(RecordError::Shape("no `cookie` object"))?;
-                let cookie: Value = serde_json::from_slice(span_text(&text, cookie.1))?;
+                // A repeated `cookie` is read as `JSON.parse` reads it, the last one
+                // winning; the others must still be JSON, or Node could not read the
+                // record either (found by the `stored_record` fuzz target).
+                for (_, earlier) in cookies {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(span_text(&text, *earlier))?;
+                }
+                let cookie: Value = serde_json::from_slice(span_text(&text, last.1))?;
                 cookie_from_value(cookie)?
             }
             None => {
@@ -718,6 +725,19 @@ fn cookie_from_json(c: &Fields) -> Result<SessionCookie, RecordError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_repeated_cookie_entry_that_is_not_json_makes_the_record_corrupt() {
+        // The fuzz target's crash: JSON.parse throws on this text, so it is corrupt.
+        let text =
+            br#"{"cookie":{"origicom","sameSite":"stricl"},"cookie":{"y":[1,2,{"z":null}]}}"#;
+        assert!(serde_json::from_slice::<Value>(text).is_err());
+        assert!(LoadedRecord::from_json(text.to_vec()).is_err());
+        // Repeated and valid, the last one wins, as in JSON.parse.
+        let text = br#"{"cookie":{"path":"/a"},"views":1,"cookie":{"path":"/b"}}"#;
+        let loaded = LoadedRecord::from_json(text.to_vec()).unwrap();
+        assert_eq!(loaded.cookie().path(), "/b");
+    }
 
     #[test]
     fn default_record_is_laid_out_like_express_session() {
