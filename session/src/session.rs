@@ -50,6 +50,11 @@ pub enum SessionError {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
+        // The handler chose to answer with the error: say why, with its sources.
+        tracing::error!(
+            error = &self as &dyn std::error::Error,
+            "a session error became the response"
+        );
         (StatusCode::INTERNAL_SERVER_ERROR, "session error").into_response()
     }
 }

@@ -190,6 +190,17 @@ mod tests {
     }
 
     #[test]
+    fn http_date_agrees_with_the_httpdate_crate() {
+        let mut ms: i64 = 0;
+        for step in 0..20_000i64 {
+            // From 1970 to about 2900, with every kind of day and time on the way.
+            ms += 1_234_567_891 + step * 7_919;
+            let t = ms_to_system_time(ms);
+            assert_eq!(http_date(ms), httpdate::fmt_http_date(t), "{ms}");
+        }
+    }
+
+    #[test]
     fn http_date_matches_to_utc_string() {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         // 2026-11-26T01:13:46.493Z, from the reference's worked example.
