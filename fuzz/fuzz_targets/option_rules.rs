@@ -35,9 +35,11 @@ fn name(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
-/// Starts with `/`; no `;` and no control character.
+/// Starts with `/`; no `;`, no control character, no whitespace at the end.
 fn path(text: &str) -> bool {
-    text.starts_with('/') && !text.chars().any(|c| c == ';' || c.is_control())
+    text.starts_with('/')
+        && !text.ends_with(char::is_whitespace)
+        && !text.chars().any(|c| c == ';' || c.is_control())
 }
 
 /// A host name: letters, digits, `-` and `.`.

@@ -109,6 +109,14 @@ pub fn check_cookie_path(path: &str) -> Result<(), String> {
             "cookie path `{path}` must start with \"/\" (for example \"/app\")"
         ));
     }
+    // Browsers trim an attribute's value: `Path=/app ` is stored as `/app`, which would
+    // not be the path this server gates on (found by the `set_cookie` fuzz target).
+    if path.trim() != path {
+        return Err(format!(
+            "cookie path `{path}` starts or ends with whitespace, which browsers drop; write \"{}\"",
+            path.trim()
+        ));
+    }
     if let Some(c) = path.chars().find(|c| *c == ';' || c.is_control()) {
         return Err(format!(
             "cookie path `{path}` contains {}, which cannot appear in a Set-Cookie attribute",
@@ -379,6 +387,10 @@ mod tests {
         assert!(check_cookie_path("/app").is_ok());
         assert!(check_cookie_path("app").is_err());
         assert!(check_cookie_path("/a;b").is_err());
+        // Browsers would store `/ap`: the path this server gates on must be that.
+        assert!(check_cookie_path("/ap ").is_err());
+        assert!(check_cookie_path("/ap\u{a0}").is_err());
+        assert!(check_cookie_path("/a p").is_ok());
         assert!(check_cookie_domain("example.com").is_ok());
         assert!(check_cookie_domain(".example.com").is_ok());
         assert!(check_cookie_domain("https://example.com").is_err());
