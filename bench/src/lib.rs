@@ -87,12 +87,15 @@ mod with_tessera {
         rest: serde_json::Map<String, serde_json::Value>,
     }
 
-    pub fn app() -> Router {
-        let secret = match Secret::new("a benchmark secret that is long enough") {
+    fn secret() -> Secret {
+        match Secret::new("a benchmark secret that is long enough") {
             Ok(s) => s,
             Err(e) => unreachable!("literal secret: {e}"),
-        };
-        let layer = SessionLayer::<Views>::new(secret).with_store(MemoryStore::default());
+        }
+    }
+
+    pub fn app() -> Router {
+        let layer = SessionLayer::<Views>::new(secret()).with_store(MemoryStore::default());
         Router::new()
             .route(
                 "/",
@@ -111,11 +114,7 @@ mod with_tessera {
 
     /// The routes on a session with many keys, under their own layer.
     fn wide() -> Router {
-        let secret = match Secret::new("a benchmark secret that is long enough") {
-            Ok(s) => s,
-            Err(e) => unreachable!("literal secret: {e}"),
-        };
-        let layer = SessionLayer::<Wide>::new(secret).with_store(MemoryStore::default());
+        let layer = SessionLayer::<Wide>::new(secret()).with_store(MemoryStore::default());
         Router::new()
             .route(
                 "/wide/fill/{n}",

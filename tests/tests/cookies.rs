@@ -359,6 +359,19 @@ async fn a_custom_signer_whose_value_is_not_a_prefix_of_what_it_signed_keeps_the
     }
 }
 
+/// A browser holding the session `victim` (one view) on a store another writer shares,
+/// behind a `rolling` layer.
+async fn victim() -> (std::sync::Arc<tessera_tests::naive::NaiveStore>, Browser) {
+    let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
+    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
+        .with_store(std::sync::Arc::clone(&store))
+        .with_options(SessionOptions::default().rolling(true))
+        .with_genid(|_| "victim".to_owned());
+    let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
+    assert_eq!(b.get("/").await.body, "1");
+    (store, b)
+}
+
 #[tokio::test]
 async fn stored_cookie_attributes_from_another_writer_never_reach_the_set_cookie_header() {
     let injected = [
@@ -370,14 +383,7 @@ async fn stored_cookie_attributes_from_another_writer_never_reach_the_set_cookie
         r#""domain":["evil.example"],"path":"/""#,
     ];
     for attributes in injected {
-        let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
-        let layer =
-            SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
-                .with_store(std::sync::Arc::clone(&store))
-                .with_options(SessionOptions::default().rolling(true))
-                .with_genid(|_| "victim".to_owned());
-        let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
-        assert_eq!(b.get("/").await.body, "1");
+        let (store, mut b) = victim().await;
         store.put_text(
             "victim",
             &format!(
@@ -398,13 +404,7 @@ async fn stored_cookie_attributes_from_another_writer_never_reach_the_set_cookie
 
 #[tokio::test]
 async fn a_stored_cookie_with_a_valid_domain_and_path_is_kept() {
-    let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
-    let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
-        .with_store(std::sync::Arc::clone(&store))
-        .with_options(SessionOptions::default().rolling(true))
-        .with_genid(|_| "victim".to_owned());
-    let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
-    assert_eq!(b.get("/").await.body, "1");
+    let (store, mut b) = victim().await;
     store.put_text(
         "victim",
         r#"{"cookie":{"originalMaxAge":null,"expires":null,"httpOnly":true,"domain":".example.com","path":"/"},"views":41}"#,
@@ -426,14 +426,7 @@ async fn a_huge_stored_max_age_is_cut_to_the_longest_cookie_age_and_never_overfl
         "9223372036854775807",
         "-9223372036854775808",
     ] {
-        let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
-        let layer =
-            SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
-                .with_store(std::sync::Arc::clone(&store))
-                .with_options(SessionOptions::default().rolling(true))
-                .with_genid(|_| "victim".to_owned());
-        let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
-        assert_eq!(b.get("/").await.body, "1");
+        let (store, mut b) = victim().await;
         store.put_text(
             "victim",
             &format!(

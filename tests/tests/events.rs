@@ -2,39 +2,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
 use axum::routing::get;
 use tessera::{Secret, Session, SessionData, SessionLayer, SessionOptions};
-use tessera_tests::{Browser, Recording, send};
+use tessera_tests::{Browser, Captured, Recording, send};
 
 #[derive(SessionData, Default)]
 struct Visit {
     views: u64,
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
 }
 
 fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {

@@ -3,23 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use tessera::{ConfigError, Secret};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use tessera_tests::Captured;
 
 #[test]
 fn a_short_secret_is_refused_unless_named_for_migration_which_warns_once() {
@@ -42,7 +27,7 @@ fn a_short_secret_is_refused_unless_named_for_migration_which_warns_once() {
         Secret::short_for_migration(""),
         Err(ConfigError::EmptySecret)
     ));
-    let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let log = out.text();
     assert_eq!(
         log.matches("a session secret shorter than 32 bytes is in use")
             .count(),
