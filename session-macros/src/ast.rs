@@ -66,6 +66,9 @@ pub struct OptionsModel {
     pub save_uninitialized: Option<Spanned<bool>>,
     pub unset: Option<Spanned<String>>,
     pub proxy: Option<Spanned<bool>>,
+    pub idle_timeout_ms: Option<Spanned<u64>>,
+    pub absolute_timeout_ms: Option<Spanned<u64>>,
+    pub id_header: Option<Spanned<String>>,
 }
 
 pub enum FieldKind {
@@ -358,6 +361,42 @@ fn choice(
     })
 }
 
+/// A duration with a unit (`"30m"`), for `option`: a bare number is ambiguous (seconds to
+/// a Rust reader, milliseconds to express), and zero is a mistake.
+fn duration_ms(meta: &ParseNestedMeta<'_>, option: &str) -> syn::Result<Spanned<u64>> {
+    let zero = if option == "max_age" {
+        "`max_age = 0` expires the session at once; omit `max_age` for a browser-session cookie"
+            .to_owned()
+    } else {
+        format!("`{option}` of zero ends every session at once; omit `{option}` for no limit")
+    };
+    match lit(meta) {
+        Ok(Lit::Str(s)) => match rules::parse_duration_ms(&s.value()) {
+            Ok(ms) => Ok(Spanned {
+                value: ms,
+                span: s.span(),
+            }),
+            Err(m) if option != "max_age" && m.contains("is zero") => {
+                Err(syn::Error::new(s.span(), zero))
+            }
+            Err(m) => Err(syn::Error::new(s.span(), m)),
+        },
+        Ok(Lit::Int(i)) => match i.base10_parse::<u64>() {
+            Ok(0) => Err(syn::Error::new(i.span(), zero)),
+            // `max_age = 1800`: seconds to a Rust reader, milliseconds to express.
+            Ok(n) => Err(syn::Error::new(i.span(), rules::bare_number_message(n))),
+            Err(e) => Err(e),
+        },
+        Ok(other) => Err(syn::Error::new(
+            other.span(),
+            format!(
+                "`{option}` expects a duration with a unit, such as \"30m\", \"1h\", \"7d\", \"90s\" or \"1500ms\""
+            ),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 fn parse_top(meta: &ParseNestedMeta<'_>, o: &mut OptionsModel, errors: &mut Errors) {
     let key = path_name(meta);
     match key.as_str() {
@@ -369,6 +408,18 @@ fn parse_top(meta: &ParseNestedMeta<'_>, o: &mut OptionsModel, errors: &mut Erro
         "resave" => set_once(&mut o.resave, meta, lit_bool(meta), errors),
         "save_uninitialized" => set_once(&mut o.save_uninitialized, meta, lit_bool(meta), errors),
         "proxy" => set_once(&mut o.proxy, meta, lit_bool(meta), errors),
+        "idle_timeout" => {
+            let v = duration_ms(meta, "idle_timeout");
+            set_once(&mut o.idle_timeout_ms, meta, v, errors);
+        }
+        "absolute_timeout" => {
+            let v = duration_ms(meta, "absolute_timeout");
+            set_once(&mut o.absolute_timeout_ms, meta, v, errors);
+        }
+        "id_header" => {
+            let v = checked(lit_str(meta), rules::check_id_header);
+            set_once(&mut o.id_header, meta, v, errors);
+        }
         "unset" => {
             let v = choice(meta, "unset", rules::UNSET_VALUES);
             set_once(&mut o.unset, meta, v, errors);
@@ -421,28 +472,7 @@ fn parse_cookie(meta: &ParseNestedMeta<'_>, c: &mut CookieModel, errors: &mut Er
     let key = path_name(meta);
     match key.as_str() {
         "max_age" => {
-            let v = match lit(meta) {
-                Ok(Lit::Str(s)) => rules::parse_duration_ms(&s.value())
-                    .map(|ms| Spanned {
-                        value: ms,
-                        span: s.span(),
-                    })
-                    .map_err(|m| syn::Error::new(s.span(), m)),
-                Ok(Lit::Int(i)) => match i.base10_parse::<u64>() {
-                    Ok(0) => Err(syn::Error::new(
-                        i.span(),
-                        "`max_age = 0` expires the session at once; omit `max_age` for a browser-session cookie",
-                    )),
-                    // `max_age = 1800`: seconds to a Rust reader, milliseconds to express.
-                    Ok(n) => Err(syn::Error::new(i.span(), rules::bare_number_message(n))),
-                    Err(e) => Err(e),
-                },
-                Ok(other) => Err(syn::Error::new(
-                    other.span(),
-                    "`max_age` expects a duration with a unit, such as \"30m\", \"1h\", \"7d\", \"90s\" or \"1500ms\"",
-                )),
-                Err(e) => Err(e),
-            };
+            let v = duration_ms(meta, "max_age");
             set_once(&mut c.max_age_ms, meta, v, errors);
         }
         "expires" => {

@@ -49,6 +49,12 @@ pub fn check(c: &Container, errors: &mut Errors) {
                 "the stored key `cookie` is reserved for the session cookie; rename the field with `#[session(rename = \"...\")]`",
             );
         }
+        if f.key == "_tessera" {
+            errors.at(
+                f.ident.span(),
+                "the stored key `_tessera` is reserved for Tessera's own entry (creation time and user); rename the field with `#[session(rename = \"...\")]`",
+            );
+        }
         if f.key.is_empty() {
             errors.at(f.ident.span(), "a stored key cannot be empty");
         }
@@ -84,6 +90,21 @@ fn check_combination(o: &OptionsModel, errors: &mut Errors) {
             rules::Culprit::Partitioned => c.partitioned.as_ref().map(|v| v.span),
             rules::Culprit::Domain => c.domain.as_ref().map(|v| v.span),
             rules::Culprit::Path => c.path.as_ref().map(|v| v.span),
+            rules::Culprit::IdleTimeout => o.idle_timeout_ms.as_ref().map(|v| v.span),
+            rules::Culprit::AbsoluteTimeout => o.absolute_timeout_ms.as_ref().map(|v| v.span),
+        };
+        errors.at(span.unwrap_or(fallback), message);
+    }
+    let lifetimes = rules::Lifetimes {
+        idle_ms: o.idle_timeout_ms.as_ref().map(|v| v.value),
+        absolute_ms: o.absolute_timeout_ms.as_ref().map(|v| v.value),
+        cookie_lifetime: c.max_age_ms.is_some() || c.expires_ms.is_some(),
+        rolling: o.rolling.as_ref().map(|v| v.value),
+    };
+    for (culprit, message) in rules::check_lifetimes(&lifetimes) {
+        let span = match culprit {
+            rules::Culprit::AbsoluteTimeout => o.absolute_timeout_ms.as_ref().map(|v| v.span),
+            _ => o.idle_timeout_ms.as_ref().map(|v| v.span),
         };
         errors.at(span.unwrap_or(fallback), message);
     }

@@ -107,6 +107,18 @@ fn options(o: &OptionsModel) -> TokenStream {
         let v = p.value;
         calls.push(quote!(.proxy(::core::option::Option::Some(#v))));
     }
+    if let Some(t) = &o.idle_timeout_ms {
+        let v = t.value;
+        calls.push(quote!(.__idle_timeout_ms(#v)));
+    }
+    if let Some(t) = &o.absolute_timeout_ms {
+        let v = t.value;
+        calls.push(quote!(.__absolute_timeout_ms(#v)));
+    }
+    if let Some(h) = &o.id_header {
+        let v = &h.value;
+        calls.push(quote!(.__id_header(#v)));
+    }
     if let Some(u) = &o.unset {
         let variant = if u.value == "destroy" {
             quote!(Destroy)

@@ -162,6 +162,9 @@ pub const TOP_KEYS: &[&str] = &[
     "save_uninitialized",
     "unset",
     "proxy",
+    "idle_timeout",
+    "absolute_timeout",
+    "id_header",
 ];
 
 /// The options inside `cookie(...)`.
@@ -267,6 +270,10 @@ pub enum Culprit {
     Domain,
     /// `path`.
     Path,
+    /// `idle_timeout`.
+    IdleTimeout,
+    /// `absolute_timeout`.
+    AbsoluteTimeout,
 }
 
 /// The rules that browsers apply to combinations of cookie attributes: a cookie that
@@ -332,9 +339,158 @@ pub fn check_combination(s: &CookieSettings<'_>) -> Vec<(Culprit, String)> {
     errors
 }
 
+/// The session lifetime options that must agree with each other.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lifetimes {
+    /// `idle_timeout`, in milliseconds.
+    pub idle_ms: Option<u64>,
+    /// `absolute_timeout`, in milliseconds.
+    pub absolute_ms: Option<u64>,
+    /// Whether the cookie's `max_age` or `expires` is set.
+    pub cookie_lifetime: bool,
+    /// `rolling`, if given.
+    pub rolling: Option<bool>,
+}
+
+/// The rules on the timeouts: `idle_timeout` is the cookie's `max_age` with `rolling`,
+/// so it cannot be combined with another lifetime or with `rolling = false`; and an
+/// absolute timeout shorter than the idle timeout would always end the session first.
+pub fn check_lifetimes(l: &Lifetimes) -> Vec<(Culprit, String)> {
+    let mut errors = Vec::new();
+    if l.idle_ms.is_some() {
+        if l.cookie_lifetime {
+            errors.push((
+                Culprit::IdleTimeout,
+                "`idle_timeout` sets the cookie's max-age (it is `max_age` with `rolling`); \
+                 remove `cookie(max_age)` or `cookie(expires)`, or drop `idle_timeout`"
+                    .to_owned(),
+            ));
+        }
+        if l.rolling == Some(false) {
+            errors.push((
+                Culprit::IdleTimeout,
+                "`idle_timeout` renews the session on every request, which is `rolling`; \
+                 remove `rolling = false`"
+                    .to_owned(),
+            ));
+        }
+    }
+    if let (Some(idle), Some(absolute)) = (l.idle_ms, l.absolute_ms) {
+        if absolute < idle {
+            errors.push((
+                Culprit::AbsoluteTimeout,
+                format!(
+                    "`absolute_timeout` ({}) is shorter than `idle_timeout` ({}): every session \
+                     would reach its absolute limit before it could idle out; make \
+                     `absolute_timeout` at least as long as `idle_timeout`",
+                    describe_ms(absolute),
+                    describe_ms(idle)
+                ),
+            ));
+        }
+    }
+    errors
+}
+
+/// A duration in the largest unit that divides it: `7200000` → `"2h"`.
+pub fn describe_ms(ms: u64) -> String {
+    for (unit, factor) in [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms % factor == 0 {
+            return format!("{}{unit}", ms / factor);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// The request and response header that carries the signed session id for API
+/// clients: an HTTP token, and not a header that has a meaning of its own.
+pub fn check_id_header(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("`id_header` is empty; use a header name such as \"X-Session-Id\"".to_owned());
+    }
+    if let Some(c) = name.chars().find(|c| !is_token_char(*c)) {
+        return Err(format!(
+            "`id_header` `{name}` contains {}, which a header name cannot contain; \
+             use a name such as \"X-Session-Id\"",
+            describe_char(c)
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if [
+        "cookie",
+        "set-cookie",
+        "authorization",
+        "host",
+        "content-length",
+        "content-type",
+    ]
+    .contains(&lower.as_str())
+    {
+        return Err(format!(
+            "`id_header` cannot be `{name}`, which has a meaning of its own; \
+             use a name such as \"X-Session-Id\""
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lifetimes_that_cannot_work_together_are_reported() {
+        let ok = Lifetimes {
+            idle_ms: Some(1_800_000),
+            absolute_ms: Some(43_200_000),
+            ..Lifetimes::default()
+        };
+        assert!(check_lifetimes(&ok).is_empty());
+        let short = Lifetimes {
+            absolute_ms: Some(600_000),
+            ..ok
+        };
+        let errors = check_lifetimes(&short);
+        assert_eq!(errors[0].0, Culprit::AbsoluteTimeout);
+        assert!(
+            errors[0]
+                .1
+                .contains("(10m) is shorter than `idle_timeout` (30m)"),
+            "{}",
+            errors[0].1
+        );
+        let with_max_age = Lifetimes {
+            cookie_lifetime: true,
+            rolling: Some(false),
+            ..ok
+        };
+        let culprits: Vec<Culprit> = check_lifetimes(&with_max_age)
+            .into_iter()
+            .map(|e| e.0)
+            .collect();
+        assert_eq!(culprits, vec![Culprit::IdleTimeout, Culprit::IdleTimeout]);
+        // An absolute timeout alone is fine with any cookie lifetime.
+        let alone = Lifetimes {
+            idle_ms: None,
+            absolute_ms: Some(1000),
+            cookie_lifetime: true,
+            rolling: Some(false),
+        };
+        assert!(check_lifetimes(&alone).is_empty());
+    }
+
+    #[test]
+    fn id_headers_are_tokens_without_a_meaning_of_their_own() {
+        assert!(check_id_header("X-Session-Id").is_ok());
+        for bad in ["", "X Session", "x-session-id:", "Cookie", "authorization"] {
+            assert!(check_id_header(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_accept_units_and_milliseconds() {

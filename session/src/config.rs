@@ -85,6 +85,17 @@ impl SessionOptions {
                 })?;
                 self.expires(Some(time::ms_to_system_time(ms)))
             }
+            "idletimeout" => {
+                let ms = rules::parse_duration_ms(v)
+                    .map_err(|m| ConfigError::invalid("idle_timeout", m))?;
+                self.idle_timeout(Some(Duration::from_millis(ms)))?
+            }
+            "absolutetimeout" => {
+                let ms = rules::parse_duration_ms(v)
+                    .map_err(|m| ConfigError::invalid("absolute_timeout", m))?;
+                self.absolute_timeout(Some(Duration::from_millis(ms)))?
+            }
+            "idheader" => self.id_header(Some(v))?,
             "path" => self.cookie_path(v)?,
             "domain" => self.cookie_domain(Some(v))?,
             "httponly" => self.http_only(parse_bool("http_only", v)?),
@@ -200,7 +211,19 @@ impl SessionOptions {
             domain: c.domain.as_deref(),
             path: &c.path,
         };
-        match rules::check_combination(&settings).into_iter().next() {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let lifetimes = rules::Lifetimes {
+            idle_ms: self.idle_timeout.map(ms),
+            absolute_ms: self.absolute_timeout.map(ms),
+            // The idle timeout set the max-age; another lifetime set later replaced it.
+            cookie_lifetime: self.idle_timeout.is_some()
+                && (c.max_age != self.idle_timeout || c.expires.is_some()),
+            rolling: Some(self.rolling),
+        };
+        let errors = rules::check_combination(&settings)
+            .into_iter()
+            .chain(rules::check_lifetimes(&lifetimes));
+        match errors.into_iter().next() {
             None => Ok(()),
             Some((culprit, message)) => Err(ConfigError::invalid(
                 match culprit {
@@ -209,6 +232,8 @@ impl SessionOptions {
                     rules::Culprit::Partitioned => "partitioned",
                     rules::Culprit::Domain => "domain",
                     rules::Culprit::Path => "path",
+                    rules::Culprit::IdleTimeout => "idle_timeout",
+                    rules::Culprit::AbsoluteTimeout => "absolute_timeout",
                 },
                 message,
             )),

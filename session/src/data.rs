@@ -261,7 +261,7 @@ pub mod __private {
         stored
             .keys()
             .into_iter()
-            .filter(|k| !declared.contains(k) && *k != COOKIE_KEY)
+            .filter(|k| !declared.contains(k) && *k != COOKIE_KEY && *k != crate::META_KEY)
             .filter_map(|k| Some((k.to_owned(), stored.value(k)?)))
             .collect()
     }
@@ -277,14 +277,14 @@ pub mod __private {
         if !(field.touched || all) {
             return;
         }
-        let reserved = |k: &str| declared.contains(&k) || k == COOKIE_KEY;
+        let reserved = |k: &str| declared.contains(&k) || k == COOKIE_KEY || k == crate::META_KEY;
         for (k, v) in &field.value {
             if reserved(k) {
                 if let Some(suppressed) = crate::gate::RESERVED_KEYS.admit(crate::time::now_ms()) {
                     tracing::warn!(
                         key = k.as_str(),
                         suppressed,
-                        "ignoring a flatten-map key that names a declared field or `cookie`"
+                        "ignoring a flatten-map key that names a declared field, `cookie` or `_tessera`"
                     );
                 }
                 continue;

@@ -10,6 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 pub(crate) struct Alerts {
     /// Bad session cookies (tampered, oversized, unsigned).
     pub(crate) bad_cookies: LogGate,
+    /// Sessions named by a valid id but gone from the store (expired, destroyed,
+    /// revoked).
+    pub(crate) gone: LogGate,
     /// Whether the layer has warned of a `Secure` cookie held back over plain http.
     pub(crate) warned_insecure: AtomicBool,
     /// Whether the layer has warned of `resave` and `save_uninitialized` left implicit.

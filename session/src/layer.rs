@@ -21,7 +21,7 @@ use crate::cookie::{SessionCookie, decode_cookie_value, encode_uri_component, fi
 use crate::data::SessionData;
 use crate::decide;
 use crate::options::{ConfigError, SessionOptions};
-use crate::record::Touch;
+use crate::record::{LoadedRecord, Touch};
 use crate::session::{
     Phase, SessionError, SessionRejection, SessionSlot, Slot, Stage, State, store_down_answer,
 };
@@ -38,6 +38,16 @@ pub(crate) const MAX_ID_LEN: usize = 256;
 const MAX_COOKIE_VALUE_LEN: usize = 4096;
 
 type GenId = dyn Fn(&Parts) -> String + Send + Sync;
+type Clock = dyn Fn() -> std::time::SystemTime + Send + Sync;
+
+/// Where a request carried its session id, and so where the response sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// The session cookie (browsers).
+    Cookie,
+    /// The `id_header` option's header (API clients).
+    Header,
+}
 
 /// Marks a request that arrived over TLS. A TLS acceptor that terminates HTTPS in the
 /// same process inserts it into the request extensions; requests whose URI has the
@@ -104,9 +114,25 @@ pub(crate) struct Ctx {
     pub(crate) genid: Option<Arc<GenId>>,
     /// The layer's rate-limited and once-only events.
     pub(crate) alerts: Arc<crate::gate::Alerts>,
+    /// The clock, if the application replaced the system's ([`SessionLayer::with_clock`]).
+    pub(crate) clock: Option<Arc<Clock>>,
 }
 
 impl Ctx {
+    /// Now, in milliseconds since the epoch, by the layer's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        match &self.clock {
+            Some(clock) => time::system_time_to_ms(clock()),
+            None => time::now_ms(),
+        }
+    }
+
+    /// The signed id as the `id_header` carries it: the cookie's value.
+    fn header_value(&self, id: &str) -> String {
+        let mut out = String::new();
+        encode_uri_component(&self.signed_value(id), &mut out);
+        out
+    }
     /// express-session's start-up warnings: `resave` and `saveUninitialized` keep
     /// their defaults (true, as in express), but an application should choose them, and
     /// is told so once.
@@ -166,9 +192,27 @@ impl Ctx {
         })
     }
 
-    /// The verified session id of the request, if its cookie carries one.
-    fn read_id(&self, headers: &HeaderMap) -> Option<String> {
-        let raw = find_cookie_raw(headers, &self.options.name)?;
+    /// Where the request carries its id (the `id_header`, when the option is on and
+    /// the request sends it; else the cookie), and the verified id, if there is one.
+    fn read_id(&self, headers: &HeaderMap) -> (Transport, Option<String>) {
+        if let Some(value) = self.options.id_header.as_ref().and_then(|h| headers.get(h)) {
+            // The header wins over a cookie: the client chose to send it, while the
+            // browser sends cookies on its own. Empty: "give me a session".
+            let raw = value.as_bytes();
+            let id = if raw.is_empty() {
+                None
+            } else {
+                self.read_signed(raw)
+            };
+            return (Transport::Header, id);
+        }
+        let id = find_cookie_raw(headers, &self.options.name).and_then(|raw| self.read_signed(raw));
+        (Transport::Cookie, id)
+    }
+
+    /// The verified session id of a signed value, as a cookie or the id header
+    /// carries it.
+    fn read_signed(&self, raw: &[u8]) -> Option<String> {
         if raw.len() > MAX_COOKIE_VALUE_LEN {
             if let Some(suppressed) = self.alerts.bad_cookies.admit(time::now_ms()) {
                 tracing::info!(
@@ -313,6 +357,7 @@ impl<T: SessionData> SessionLayer<T> {
                 options: T::options(),
                 genid: None,
                 alerts: Arc::default(),
+                clock: None,
             }),
             store,
             _data: PhantomData,
@@ -352,6 +397,31 @@ impl<T, St> SessionLayer<T, St> {
     /// `genid(req)`). Ids must be unique, unguessable, non-empty and at most 256 bytes.
     pub fn with_genid(mut self, genid: impl Fn(&Parts) -> String + Send + Sync + 'static) -> Self {
         self.ctx_mut().genid = Some(Arc::new(genid));
+        self
+    }
+
+    /// Reads the time from `clock` instead of the system clock: for tests that travel
+    /// in time (idle and absolute timeouts, expiry) without sleeping. The layer lends
+    /// this time to the store calls it makes, which the [`MemoryStore`] honours; stores
+    /// on a server (Redis, PostgreSQL) keep the server's time for their own expiry.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::{Duration, SystemTime};
+    /// # #[derive(tessera::SessionData, Default)] struct Visit { views: u64 }
+    /// # fn main() -> Result<(), tessera::ConfigError> {
+    /// let now = Arc::new(Mutex::new(SystemTime::now()));
+    /// let clock = Arc::clone(&now);
+    /// let layer = tessera::SessionLayer::<Visit>::new(tessera::Secret::new("a long, random secret of 32 bytes or more")?)
+    ///     .with_clock(move || *clock.lock().unwrap());
+    /// *now.lock().unwrap() += Duration::from_secs(3600); // an hour later, at once
+    /// # let _ = layer; Ok(()) }
+    /// ```
+    pub fn with_clock(
+        mut self,
+        clock: impl Fn() -> std::time::SystemTime + Send + Sync + 'static,
+    ) -> Self {
+        self.ctx_mut().clock = Some(Arc::new(clock));
         self
     }
 
@@ -485,10 +555,10 @@ pub(crate) async fn open<T: SessionData>(
     parts: &Parts,
     secure: bool,
 ) -> Result<State<T>, Option<SessionRejection>> {
-    let cookie_id = ctx.read_id(&parts.headers);
+    let (transport, cookie_id) = ctx.read_id(&parts.headers);
     let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(parts)));
     // A new session reads the clock only if its cookie expires.
-    let now = cookie_id.as_ref().map(|_| time::now_ms());
+    let now = cookie_id.as_ref().map(|_| ctx.now_ms());
     let loaded = match (&cookie_id, now) {
         (Some(id), Some(now)) => {
             let load = {
@@ -499,7 +569,7 @@ pub(crate) async fn open<T: SessionData>(
                 Ok(Some(found)) => {
                     let (keys, bytes) = found.fields.stored_size();
                     match ctx.options.check_size(keys, bytes.unwrap_or(0)) {
-                        Ok(()) => Some(found),
+                        Ok(()) => within_absolute_timeout(ctx, id, found, now).await,
                         Err(limit) => {
                             tracing::warn!(
                                 %limit,
@@ -509,7 +579,15 @@ pub(crate) async fn open<T: SessionData>(
                         }
                     }
                 }
-                Ok(None) => None,
+                Ok(None) => {
+                    if let Some(suppressed) = ctx.alerts.gone.admit(now) {
+                        tracing::info!(
+                            suppressed,
+                            "session not in the store (expired, destroyed or revoked); starting a fresh session"
+                        );
+                    }
+                    None
+                }
                 Err(StoreError::Corrupt(error)) => {
                     tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
                     None
@@ -527,17 +605,26 @@ pub(crate) async fn open<T: SessionData>(
     };
     let _now = now.map(time::lent);
     let state = match loaded {
-        Some(mut loaded) => {
+        Some((mut loaded, meta)) => {
             loaded.cookie.changed = false;
             let id = cookie_id.unwrap_or_default();
-            Ok(State::<T>::loaded(
+            let mut state = State::<T>::loaded(
                 Arc::clone(ctx),
                 id,
                 secure,
                 genid_parts,
                 loaded,
                 !ctx.options.resave,
-            ))
+            );
+            if let Some(mut meta) = meta {
+                if meta.created.is_none() {
+                    // Written by Node, or before the option was on: counted from now.
+                    meta.created = now;
+                    state.meta_write = crate::session::MetaWrite::Changed;
+                }
+                state.meta = std::sync::OnceLock::from(meta);
+            }
+            Ok(state)
         }
         None => ctx.generate_id(genid_parts.as_deref()).map(|id| {
             State::<T>::new(
@@ -549,13 +636,51 @@ pub(crate) async fn open<T: SessionData>(
             )
         }),
     };
-    state.map_err(|error| {
-        tracing::error!(
+    state
+        .map(|state| State { transport, ..state })
+        .map_err(|error| {
+            tracing::error!(
+                error = &error as &dyn std::error::Error,
+                "could not create a session"
+            );
+            Some(SessionRejection::CreateFailed)
+        })
+}
+
+/// The loaded session, unless it is past the `absolute_timeout`: then it is destroyed
+/// (so that no instance loads it again) and the request starts a fresh session. With
+/// the option on, the record's entry comes along, read once.
+async fn within_absolute_timeout(
+    ctx: &Ctx,
+    id: &str,
+    found: LoadedRecord,
+    now: i64,
+) -> Option<(LoadedRecord, Option<crate::meta::Meta>)> {
+    let Some(limit) = ctx.options.absolute_timeout else {
+        return Some((found, None));
+    };
+    let meta = found.meta();
+    let Some(created) = meta.created else {
+        return Some((found, Some(meta)));
+    };
+    if now < created.saturating_add(time::duration_ms(limit)) {
+        return Some((found, Some(meta)));
+    }
+    tracing::info!(
+        created_ms = created,
+        "session reached its absolute timeout; destroying it and starting a fresh session"
+    );
+    let destroy = {
+        let _now = time::lent(now);
+        ctx.store.destroy(id)
+    };
+    if let Err(error) = destroy.await {
+        tracing::warn!(
             error = &error as &dyn std::error::Error,
-            "could not create a session"
+            "could not destroy a session past its absolute timeout; it is not used"
         );
-        Some(SessionRejection::CreateFailed)
-    })
+    }
+    None
 }
 
 // A plain fn returning an async block rather than an `async fn`: an async fn keeps its
@@ -635,9 +760,10 @@ async fn finish<T: SessionData, St: SessionStore>(
     headers: &mut HeaderMap,
 ) -> Result<(), SessionError> {
     let opts = &ctx.options;
+    let by_cookie = st.transport == Transport::Cookie;
     match st.phase {
         Phase::Destroyed => {
-            if decide::clear_cookie_after_destroy(st.had_cookie) {
+            if by_cookie && decide::clear_cookie_after_destroy(st.had_cookie) {
                 append_cookie(headers, st.cookie.render_clear(&opts.name));
             }
             return Ok(());
@@ -647,7 +773,7 @@ async fn finish<T: SessionData, St: SessionStore>(
                 decide::after_unset(opts.unset, st.had_cookie)
             {
                 store.destroy(&st.id).await?;
-                if clear_cookie {
+                if clear_cookie && by_cookie {
                     append_cookie(headers, st.cookie.render_clear(&opts.name));
                 }
             }
@@ -656,18 +782,19 @@ async fn finish<T: SessionData, St: SessionStore>(
         Phase::Active => {}
     }
 
-    let changes = st.changes()?;
+    let mut changes = st.changes()?;
+    let meta_changed = st.meta_write == crate::session::MetaWrite::Changed;
     // One clock read for the cookie's renewal and the store call.
-    let now = time::now_ms();
+    let now = ctx.now_ms();
     // The flag is per request: clear it before the cookie is handed to the store.
     let cookie_changed = st.cookie_changed || std::mem::take(&mut st.cookie.changed);
     st.cookie_changed = cookie_changed;
     let facts = decide::Facts {
         new_id: st.is_new_id(),
         id_changed: st.id_changed,
-        modified: st.modified || !changes.is_empty() || st.id_changed,
+        modified: st.modified || !changes.is_empty() || st.id_changed || meta_changed,
         cookie_changed,
-        unsaved_changes: !changes.is_empty(),
+        unsaved_changes: !changes.is_empty() || meta_changed,
         in_store: st.in_store,
         saved_clean: st.saved_clean,
         saved_in_request: st.saved_in_request,
@@ -678,8 +805,10 @@ async fn finish<T: SessionData, St: SessionStore>(
         save_uninitialized: opts.save_uninitialized,
     };
     let mut set_cookie = match decide::should_set_cookie(&facts) {
-        decide::SetCookie::Send => true,
         decide::SetCookie::No => false,
+        // The header goes back only with a new id: it has no attributes to renew.
+        _ if !by_cookie => facts.new_id || facts.id_changed,
+        decide::SetCookie::Send => true,
         decide::SetCookie::HeldBackInsecure => {
             if ctx
                 .alerts
@@ -701,19 +830,26 @@ async fn finish<T: SessionData, St: SessionStore>(
     };
     time::lend(now, || st.cookie.touch());
     let lend = || time::lent(now);
+    changes.extend(st.meta_change());
+    let user = st.user();
 
     let outcome = match decide::write(&facts) {
         decide::Write::Patch => {
             let write = {
                 let _now = lend();
-                store.patch(&st.id, st.patch(&changes))
+                store.patch(&st.id, st.patch(&changes).with_user(user))
             };
             write.await?
         }
         decide::Write::Set => {
             let write = {
                 let _now = lend();
-                store.set(&st.id, st.record(&changes).uninitialized(!facts.modified))
+                store.set(
+                    &st.id,
+                    st.record(&changes)
+                        .uninitialized(!facts.modified)
+                        .with_user(user),
+                )
             };
             write.await?;
             Outcome::Applied
@@ -723,7 +859,9 @@ async fn finish<T: SessionData, St: SessionStore>(
                 let _now = lend();
                 store.touch(
                     &st.id,
-                    Touch::new(&st.cookie).lazy_ms(st.loaded_deadline, opts.touch_after),
+                    Touch::new(&st.cookie)
+                        .lazy_ms(st.loaded_deadline, opts.touch_after)
+                        .with_user(user),
                 )
             };
             write.await?
@@ -736,7 +874,17 @@ async fn finish<T: SessionData, St: SessionStore>(
     }
 
     if set_cookie {
-        append_cookie(headers, ctx.render_cookie(&st.cookie, &st.id));
+        match st.transport {
+            Transport::Cookie => append_cookie(headers, ctx.render_cookie(&st.cookie, &st.id)),
+            Transport::Header => {
+                if let (Some(name), Ok(value)) = (
+                    &opts.id_header,
+                    HeaderValue::try_from(ctx.header_value(&st.id)),
+                ) {
+                    headers.insert(name.clone(), value);
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -756,6 +904,7 @@ mod tests {
             options: SessionOptions::default(),
             genid: None,
             alerts: Arc::default(),
+            clock: None,
         };
         let cookie = SessionCookie::default();
         let mut ids: Vec<String> = (0..200).filter_map(|_| default_id().ok()).collect();

@@ -70,6 +70,7 @@ mod data;
 mod decide;
 mod gate;
 mod layer;
+mod meta;
 mod options;
 mod record;
 pub(crate) use tessera_rules as rules;
@@ -81,6 +82,7 @@ mod time;
 pub use cookie::{MAX_COOKIE_AGE, SessionCookie};
 pub use data::{__private, EncodeError, Field, SessionData};
 pub use layer::{SecureConnection, SessionLayer, SessionService};
+pub use meta::META_KEY;
 pub use options::{
     ConfigError, CookieOptions, LimitError, Priority, SameSite, Secure, SessionOptions,
     StoreErrorPolicy, Unset,
@@ -91,7 +93,7 @@ pub use record::{
 pub use session::{Session, SessionError, SessionRejection};
 pub use signing::{HmacSigner, Secret, Secrets, Signer};
 pub use store::memory::{MemoryStats, MemoryStore};
-pub use store::{BoxError, Outcome, SessionAdmin, SessionStore, StoreError};
+pub use store::{BoxError, Outcome, SessionAdmin, SessionInfo, SessionStore, StoreError};
 pub use tessera_macros::SessionData;
 
 /// The option rules, exposed for the fuzz targets in `fuzz/`. Not a public API.

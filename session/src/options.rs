@@ -257,6 +257,12 @@ pub struct SessionOptions {
     pub(crate) touch_after: Option<std::time::Duration>,
     pub(crate) max_keys: usize,
     pub(crate) max_record_bytes: usize,
+    /// `idle_timeout`: the cookie's max-age, renewed on every request.
+    pub(crate) idle_timeout: Option<Duration>,
+    /// `absolute_timeout`: the longest a session lives from its creation.
+    pub(crate) absolute_timeout: Option<Duration>,
+    /// `id_header`: the header that carries the signed id for API clients.
+    pub(crate) id_header: Option<http::HeaderName>,
     /// Whether `resave` and `save_uninitialized` were given (express warns when not).
     pub(crate) explicit_resave: bool,
     pub(crate) explicit_save_uninitialized: bool,
@@ -276,6 +282,9 @@ impl Default for SessionOptions {
             touch_after: None,
             max_keys: Self::DEFAULT_MAX_KEYS,
             max_record_bytes: Self::DEFAULT_MAX_RECORD_BYTES,
+            idle_timeout: None,
+            absolute_timeout: None,
+            id_header: None,
             explicit_resave: false,
             explicit_save_uninitialized: false,
         }
@@ -453,6 +462,100 @@ impl SessionOptions {
         self
     }
 
+    /// Ends a session that has seen no request for `idle` (OWASP's idle timeout). It is
+    /// the cookie's max-age with [`rolling`](Self::rolling): every request renews the
+    /// session for another `idle`, in the browser and in the store. It replaces
+    /// `max_age` and `expires`, and turns `rolling` on; [`Self::validate`] refuses a
+    /// later `max_age` or `rolling(false)` that would contradict it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let o = tessera::SessionOptions::default()
+    ///     .idle_timeout(Some(Duration::from_secs(30 * 60)))?
+    ///     .absolute_timeout(Some(Duration::from_secs(12 * 3600)))?;
+    /// assert!(o.validate().is_ok());
+    /// # Ok::<(), tessera::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a zero duration.
+    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Result<Self, ConfigError> {
+        if idle == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "idle_timeout",
+                "a zero idle timeout ends every session at once; use None for no idle timeout"
+                    .to_owned(),
+            ));
+        }
+        self.idle_timeout = idle;
+        if idle.is_some() {
+            self.cookie.max_age = idle;
+            self.cookie.expires = None;
+            self.rolling = true;
+        }
+        Ok(self)
+    }
+
+    /// Ends every session `absolute` after it was created, however active it is (OWASP's
+    /// absolute timeout). The creation time is stored in the record under the
+    /// [`META_KEY`](crate::META_KEY) entry; [`crate::Session::rotate_id`] keeps it and
+    /// [`crate::Session::regenerate`] starts it again. A session past it is destroyed and
+    /// replaced by a fresh one, with a `tracing` event. A stored session without a
+    /// creation time (written by a Node service, or before this option was on) is
+    /// counted from the first request that sees it.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a zero duration.
+    pub fn absolute_timeout(mut self, absolute: Option<Duration>) -> Result<Self, ConfigError> {
+        if absolute == Some(Duration::ZERO) {
+            return Err(ConfigError::invalid(
+                "absolute_timeout",
+                "a zero absolute timeout ends every session at once; use None for no absolute timeout"
+                    .to_owned(),
+            ));
+        }
+        self.absolute_timeout = absolute;
+        Ok(self)
+    }
+
+    /// Lets API clients (mobile apps, command-line tools) carry the signed session id in
+    /// the request header `name` (for example `X-Session-Id`) instead of a cookie. The
+    /// value is the cookie's value: `s:` + id + `.` + signature, URL-encoded or not.
+    ///
+    /// - A request that sends the header uses it, and the cookie is ignored: the header
+    ///   is what the client chose to send, while a cookie is sent by the browser on its
+    ///   own. An empty header asks for a new session over the header.
+    /// - Such a request gets the signed id back in the same response header when it is
+    ///   new or changed (a new session, `regenerate`, `rotate_id`), and never a
+    ///   `Set-Cookie`.
+    /// - A request without the header uses the cookie, as before.
+    ///
+    /// CSRF: browsers never add a custom header to a cross-site request by themselves
+    /// (it needs a CORS preflight that your server must allow), so a header-carried id
+    /// cannot be ridden by another site. That is the point of it. The client keeps the
+    /// id where its platform keeps secrets; unlike an `HttpOnly` cookie, script on your
+    /// own pages could read it if you hand it to a browser.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a name that is not a header token, or names a header
+    /// with a meaning of its own (`Cookie`, `Authorization`, ...).
+    pub fn id_header(mut self, name: Option<&str>) -> Result<Self, ConfigError> {
+        self.id_header = match name {
+            None => None,
+            Some(n) => {
+                rules::check_id_header(n).map_err(|m| ConfigError::invalid("id_header", m))?;
+                Some(
+                    http::HeaderName::from_bytes(n.as_bytes())
+                        .map_err(|e| ConfigError::invalid("id_header", e.to_string()))?,
+                )
+            }
+        };
+        Ok(self)
+    }
+
     // The hidden setters take what `#[derive(SessionData)]` checked at compile time. They
     // check again, so that a value that never went through the macro cannot reach a
     // `Set-Cookie` header: an invalid one is refused with an error event and the option
@@ -490,6 +593,30 @@ impl SessionOptions {
         self.cookie.max_age = Some(Duration::from_millis(ms));
         self.cookie.expires = None;
         self
+    }
+
+    #[doc(hidden)]
+    pub fn __idle_timeout_ms(self, ms: u64) -> Self {
+        self.idle_timeout(Some(Duration::from_millis(ms.max(1))))
+            .unwrap_or_else(|_| unreachable!("a nonzero duration is accepted"))
+    }
+
+    #[doc(hidden)]
+    pub fn __absolute_timeout_ms(mut self, ms: u64) -> Self {
+        self.absolute_timeout = Some(Duration::from_millis(ms.max(1)));
+        self
+    }
+
+    #[doc(hidden)]
+    pub fn __id_header(self, name: &str) -> Self {
+        let fallback = self.clone();
+        match self.id_header(Some(name)) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(option = "id_header", "{e}; the option is left unchanged");
+                fallback
+            }
+        }
     }
 
     #[doc(hidden)]

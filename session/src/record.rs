@@ -83,6 +83,7 @@ pub struct Patch<'a> {
     changes: &'a [FieldChange],
     loaded: Option<&'a [u8]>,
     attributes_changed: bool,
+    user: Option<&'a str>,
 }
 
 impl<'a> Patch<'a> {
@@ -93,7 +94,20 @@ impl<'a> Patch<'a> {
             changes,
             loaded: None,
             attributes_changed: true,
+            user: None,
         }
+    }
+
+    /// The same patch, naming the user the session is tied to once it is applied
+    /// ([`crate::Session::set_user`]). A store with a per-user index adds the id to the
+    /// user's sessions before writing (see [`crate::SessionAdmin::user_sessions`]).
+    pub fn with_user(self, user: Option<&'a str>) -> Self {
+        Self { user, ..self }
+    }
+
+    /// The user the session is tied to once the patch is applied, if any.
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
     }
 
     /// The same patch, saying whether the cookie's attributes (everything but its
@@ -175,6 +189,7 @@ pub struct Touch<'a> {
     cookie: &'a SessionCookie,
     loaded: Option<i64>,
     after: Option<std::time::Duration>,
+    user: Option<&'a str>,
 }
 
 impl<'a> Touch<'a> {
@@ -184,7 +199,19 @@ impl<'a> Touch<'a> {
             cookie,
             loaded: None,
             after: None,
+            user: None,
         }
+    }
+
+    /// The same touch, naming the user the session is tied to: a store whose per-user
+    /// index expires (a Redis set with a TTL) keeps it alive as long as the session.
+    pub fn with_user(self, user: Option<&'a str>) -> Self {
+        Self { user, ..self }
+    }
+
+    /// The user the session is tied to, if any.
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
     }
 
     /// The same touch, knowing the deadline the store reported when it loaded the
@@ -254,6 +281,7 @@ pub struct RecordView<'a> {
     cookie: &'a SessionCookie,
     fields: FieldsOf<'a>,
     uninitialized: bool,
+    user: Option<&'a str>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -268,6 +296,11 @@ impl<'a> From<&'a Record> for RecordView<'a> {
             cookie: &record.cookie,
             fields: FieldsOf::Map(&record.fields),
             uninitialized: false,
+            user: record
+                .fields
+                .get(crate::meta::META_KEY)
+                .and_then(|m| m.get("user"))
+                .and_then(serde_json::Value::as_str),
         }
     }
 }
@@ -283,7 +316,21 @@ impl<'a> RecordView<'a> {
             cookie,
             fields: FieldsOf::Baseline(base, changes),
             uninitialized: false,
+            user: None,
         }
+    }
+
+    /// The same record, tied to `user` (the layer says so; the record's
+    /// [`crate::META_KEY`] entry holds the same user).
+    pub(crate) fn with_user(mut self, user: Option<&'a str>) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// The user the session is tied to ([`crate::Session::set_user`]), if any. A store
+    /// with a per-user index adds the id to the user's sessions before writing.
+    pub fn user(&self) -> Option<&'a str> {
+        self.user
     }
 
     /// Marks the record of a session saved without having been modified.
@@ -523,6 +570,24 @@ impl LoadedRecord {
             StoredValue::Json(text) => Some(std::borrow::Cow::Borrowed(text)),
             StoredValue::Value(v) => serde_json::to_vec(v).ok().map(std::borrow::Cow::Owned),
         }
+    }
+
+    /// The user the stored session is tied to ([`crate::Session::set_user`]), read from
+    /// its [`crate::META_KEY`] entry. Stores check it before revoking a session by user,
+    /// so that an index entry that went stale never removes another user's session.
+    pub fn user(&self) -> Option<String> {
+        self.meta().user
+    }
+
+    /// When the stored session was created, if its [`crate::META_KEY`] entry says.
+    pub fn created(&self) -> Option<std::time::SystemTime> {
+        self.meta().created.map(time::ms_to_system_time)
+    }
+
+    pub(crate) fn meta(&self) -> crate::meta::Meta {
+        self.field_json(crate::meta::META_KEY)
+            .map(|text| crate::meta::Meta::from_json(&text))
+            .unwrap_or_default()
     }
 
     /// The whole stored text, if the record was built by [`LoadedRecord::from_json`].

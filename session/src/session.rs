@@ -12,7 +12,8 @@ use http::request::Parts;
 use crate::baseline::Baseline;
 use crate::cookie::SessionCookie;
 use crate::data::{EncodeError, SessionData};
-use crate::layer::Ctx;
+use crate::layer::{Ctx, Transport};
+use crate::meta::{MAX_USER_LEN, META_KEY, Meta};
 use crate::options::StoreErrorPolicy;
 use crate::record::{FieldChange, Fields, LoadedRecord, Patch, RecordView, apply_changes};
 use crate::store::{Outcome, StoreError};
@@ -59,6 +60,18 @@ impl IntoResponse for SessionError {
     }
 }
 
+/// Whether Tessera's own record entry ([`META_KEY`]) has something to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum MetaWrite {
+    /// Nothing new.
+    Clean,
+    /// A new session's creation time: written with the session if it is saved anyway,
+    /// but not a reason to save it (`saveUninitialized` still decides).
+    Along,
+    /// The user tie changed, or a loaded session got its creation time: a modification.
+    Changed,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     Active,
@@ -97,6 +110,12 @@ pub(crate) struct State<T: SessionData> {
     pub(crate) request_secure: bool,
     /// A copy of the request head for a custom `genid` (only kept when one is set).
     pub(crate) genid_parts: Option<Arc<Parts>>,
+    /// Tessera's record entry: read from the baseline on first use (a session that
+    /// never asks costs no lookup).
+    pub(crate) meta: std::sync::OnceLock<Meta>,
+    pub(crate) meta_write: MetaWrite,
+    /// Where the request carried the id, and so where the response sends it.
+    pub(crate) transport: Transport,
 }
 
 impl<T: SessionData> State<T> {
@@ -108,10 +127,23 @@ impl<T: SessionData> State<T> {
         request_secure: bool,
         genid_parts: Option<Arc<Parts>>,
     ) -> Self {
-        let cookie =
-            SessionCookie::from_options(&ctx.options.cookie, request_secure, crate::time::now_ms);
+        let mut now = None;
+        let mut clock = || *now.get_or_insert_with(|| ctx.now_ms());
+        let cookie = SessionCookie::from_options(&ctx.options.cookie, request_secure, &mut clock);
+        // The absolute timeout counts from here.
+        let created = ctx.options.absolute_timeout.map(|_| clock());
+        let meta = Meta {
+            created,
+            ..Meta::default()
+        };
         Self {
             had_cookie,
+            meta: std::sync::OnceLock::from(meta),
+            meta_write: if created.is_some() {
+                MetaWrite::Along
+            } else {
+                MetaWrite::Clean
+            },
             ..Self::assemble(ctx, id, request_secure, genid_parts, T::__fresh(), cookie)
         }
     }
@@ -164,6 +196,9 @@ impl<T: SessionData> State<T> {
             phase: Phase::Active,
             request_secure,
             genid_parts,
+            meta: std::sync::OnceLock::new(),
+            meta_write: MetaWrite::Clean,
+            transport: Transport::Cookie,
         }
     }
 
@@ -172,6 +207,8 @@ impl<T: SessionData> State<T> {
         self.view = T::__load(&loaded.fields);
         self.baseline = Some(loaded.fields);
         self.cookie = loaded.cookie;
+        self.meta = std::sync::OnceLock::new();
+        self.meta_write = MetaWrite::Clean;
         self.in_store = true;
         self.saved_clean = saved_clean;
         self.phase = Phase::Active;
@@ -219,6 +256,55 @@ impl<T: SessionData> State<T> {
             None => NONE.get_or_init(Baseline::default),
         };
         RecordView::of(&self.cookie, base, changes)
+    }
+
+    /// Tessera's record entry, read from the stored fields on first use.
+    pub(crate) fn meta(&self) -> &Meta {
+        self.meta.get_or_init(|| {
+            self.baseline
+                .as_ref()
+                .and_then(|b| b.value(META_KEY))
+                .map(|v| Meta::from_value(&v))
+                .unwrap_or_default()
+        })
+    }
+
+    fn meta_mut(&mut self) -> &mut Meta {
+        let meta = self.meta().clone();
+        self.meta = std::sync::OnceLock::from(meta);
+        match self.meta.get_mut() {
+            Some(meta) => meta,
+            None => unreachable!("the entry was just set"),
+        }
+    }
+
+    /// The user the session is tied to.
+    pub(crate) fn user(&self) -> Option<&str> {
+        self.meta().user.as_deref()
+    }
+
+    /// The write of the record entry, if it has something new.
+    pub(crate) fn meta_change(&self) -> Option<FieldChange> {
+        if self.meta_write == MetaWrite::Clean {
+            return None;
+        }
+        Some(match self.meta().to_value() {
+            Some(v) => FieldChange::set(META_KEY, v),
+            None => FieldChange::remove(META_KEY),
+        })
+    }
+
+    /// Changes the record entry with `f`; a real change is a modification.
+    pub(crate) fn change_meta(&mut self, now: i64, f: impl FnOnce(&mut Meta)) {
+        let meta = self.meta_mut();
+        let before = meta.clone();
+        f(meta);
+        if *meta != before {
+            if meta.user.is_some() && meta.created.is_none() {
+                meta.created = Some(now);
+            }
+            self.meta_write = MetaWrite::Changed;
+        }
     }
 
     /// The stored session is gone (destroyed or expired by another request): nothing
@@ -518,7 +604,9 @@ impl<T: SessionData> Session<T> {
     /// Renews the expiry now (`expires = now + originalMaxAge`). The layer also does
     /// this at the end of every request.
     pub fn touch(&mut self) {
-        self.st_mut().cookie.touch();
+        let st = self.st_mut();
+        let now = st.ctx.now_ms();
+        crate::time::lend(now, || st.cookie.touch());
     }
 
     /// Drops the session from this request (express's `req.session = null`): with
@@ -536,7 +624,11 @@ impl<T: SessionData> Session<T> {
     /// [`SessionError::Store`] when the store fails.
     pub async fn destroy(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
-        st.ctx.store.destroy(&st.id).await?;
+        let destroy = {
+            let _now = crate::time::lent(st.ctx.now_ms());
+            st.ctx.store.destroy(&st.id)
+        };
+        destroy.await?;
         st.phase = Phase::Destroyed;
         st.in_store = false;
         Ok(())
@@ -554,9 +646,16 @@ impl<T: SessionData> Session<T> {
     pub async fn regenerate(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
-        if st.in_store && st.ctx.store.destroy(&st.id).await? == Outcome::Missing {
-            return Err(st.lost());
+        if st.in_store {
+            let destroy = {
+                let _now = crate::time::lent(st.ctx.now_ms());
+                st.ctx.store.destroy(&st.id)
+            };
+            if destroy.await? == Outcome::Missing {
+                return Err(st.lost());
+            }
         }
+        let transport = st.transport;
         let fresh = State::new(
             Arc::clone(&st.ctx),
             new_id,
@@ -567,6 +666,7 @@ impl<T: SessionData> Session<T> {
         // The id change itself counts as a modification.
         *st = State {
             id_changed: true,
+            transport,
             ..fresh
         };
         Ok(())
@@ -585,8 +685,14 @@ impl<T: SessionData> Session<T> {
     pub async fn rotate_id(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
-        if st.in_store && st.ctx.store.rotate(&st.id, &new_id).await? == Outcome::Missing {
-            return Err(st.lost());
+        if st.in_store {
+            let rotate = {
+                let _now = crate::time::lent(st.ctx.now_ms());
+                st.ctx.store.rotate(&st.id, &new_id, st.user())
+            };
+            if rotate.await? == Outcome::Missing {
+                return Err(st.lost());
+            }
         }
         st.id = new_id;
         st.id_changed = true;
@@ -603,12 +709,11 @@ impl<T: SessionData> Session<T> {
     /// session"); [`SessionError::Store`] when the store fails.
     pub async fn reload(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
-        let loaded = st
-            .ctx
-            .store
-            .get(&st.id)
-            .await?
-            .ok_or(SessionError::NotFound)?;
+        let load = {
+            let _now = crate::time::lent(st.ctx.now_ms());
+            st.ctx.store.get(&st.id)
+        };
+        let loaded = load.await?.ok_or(SessionError::NotFound)?;
         st.replace_with(loaded, true);
         Ok(())
     }
@@ -624,27 +729,102 @@ impl<T: SessionData> Session<T> {
     /// store or a field fails.
     pub async fn save(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
-        let changes = st.changes()?;
+        let mut changes = st.changes()?;
+        st.modified |= !changes.is_empty() || st.meta_write == MetaWrite::Changed;
+        changes.extend(st.meta_change());
         st.cookie_changed |= std::mem::take(&mut st.cookie.changed);
+        let now = st.ctx.now_ms();
         if st.in_store {
-            if st.ctx.store.patch(&st.id, st.patch(&changes)).await? == Outcome::Missing {
+            let patch = {
+                let _now = crate::time::lent(now);
+                st.ctx
+                    .store
+                    .patch(&st.id, st.patch(&changes).with_user(st.user()))
+            };
+            if patch.await? == Outcome::Missing {
                 return Err(st.lost());
             }
-            if let Some(b) = &mut st.baseline {
-                b.apply(&changes).map_err(StoreError::Corrupt)?;
-            }
         } else {
-            st.ctx.store.set(&st.id, st.record(&changes)).await?;
-            if let Some(b) = &mut st.baseline {
-                b.apply(&changes).map_err(StoreError::Corrupt)?;
-            }
+            let set = {
+                let _now = crate::time::lent(now);
+                st.ctx
+                    .store
+                    .set(&st.id, st.record(&changes).with_user(st.user()))
+            };
+            set.await?;
         }
-        st.modified |= !changes.is_empty();
+        if let Some(b) = &mut st.baseline {
+            b.apply(&changes).map_err(StoreError::Corrupt)?;
+        }
+        st.meta_write = MetaWrite::Clean;
         T::__settle(&mut st.view);
         st.in_store = true;
         st.saved_clean = true;
         st.saved_in_request = true;
         Ok(())
+    }
+
+    /// Ties the session to `user` (your user id, at most 512 bytes; longer ids are
+    /// refused with an event and leave the session as it was), so that
+    /// [`crate::SessionAdmin::user_sessions`] lists it and
+    /// [`crate::SessionAdmin::destroy_user_sessions`] can revoke it ("log out
+    /// everywhere"). Call it at login, usually after [`Session::rotate_id`]; the tie
+    /// moves with the session through later `rotate_id`s, and ends with `destroy`,
+    /// `regenerate` or [`Session::clear_user`]. Stored in the record's
+    /// [`crate::META_KEY`] entry, with the session's creation time.
+    ///
+    /// ```
+    /// # use tessera::{Session, SessionData};
+    /// # #[derive(SessionData, Default)] struct Account { name: String }
+    /// async fn login(mut session: Session<Account>) -> Result<&'static str, tessera::SessionError> {
+    ///     session.rotate_id().await?; // a new id for the new privilege level
+    ///     session.set_user("user-42");
+    ///     Ok("welcome")
+    /// }
+    /// ```
+    pub fn set_user(&mut self, user: impl Into<String>) {
+        let user = user.into();
+        if user.is_empty() || user.len() > MAX_USER_LEN {
+            tracing::error!(
+                len = user.len(),
+                "set_user: a user id must have 1 to {MAX_USER_LEN} bytes; the session is not tied to it"
+            );
+            return;
+        }
+        let st = self.st_mut();
+        let now = st.ctx.now_ms();
+        st.change_meta(now, |m| m.user = Some(user));
+    }
+
+    /// Records text to recognise this session's device by in
+    /// [`crate::SessionAdmin::user_sessions`], typically the request's `User-Agent`
+    /// (kept to its first 256 bytes). `None` removes it.
+    pub fn set_user_agent(&mut self, agent: Option<&str>) {
+        let st = self.st_mut();
+        let now = st.ctx.now_ms();
+        st.change_meta(now, |m| m.agent = agent.map(crate::meta::cut_agent));
+    }
+
+    /// Unties the session from its user (a logout that keeps the session, say for a
+    /// cart): it is no longer listed or revoked with the user's sessions.
+    pub fn clear_user(&mut self) {
+        let st = self.st_mut();
+        let now = st.ctx.now_ms();
+        st.change_meta(now, |m| {
+            m.user = None;
+            m.agent = None;
+        });
+    }
+
+    /// The user the session is tied to ([`Session::set_user`]), if any.
+    pub fn user(&self) -> Option<&str> {
+        self.st().user()
+    }
+
+    /// When the session was created, if known: always with `absolute_timeout`, and
+    /// from the first `set_user` otherwise.
+    pub fn created(&self) -> Option<std::time::SystemTime> {
+        self.st().meta().created.map(crate::time::ms_to_system_time)
     }
 
     /// The session's fields as they would be stored now, as a JSON object (keys the

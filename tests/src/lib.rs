@@ -260,10 +260,15 @@ impl SessionStore for Recording {
         self.check(&self.fail_writes)?;
         self.inner.touch(id, touch).await
     }
-    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+    async fn rotate(
+        &self,
+        from: &str,
+        to: &str,
+        user: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
         self.calls.rotate.fetch_add(1, Ordering::SeqCst);
         self.check(&self.fail_writes)?;
-        self.inner.rotate(from, to).await
+        self.inner.rotate(from, to, user).await
     }
     async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
         self.calls.destroy.fetch_add(1, Ordering::SeqCst);

@@ -2,13 +2,16 @@
 //! back, with a round trip (an `await`) in between, the way the old default `patch` and
 //! `touch` of the store trait did. It compiles, it passes every check run one call at a
 //! time, and it is wrong under concurrency: it loses updates and resurrects destroyed
-//! sessions. The conformance suite must reject it (`tests/tests/store_contract.rs`).
+//! sessions. Its per-user index is as naive: ids are indexed under the user a write
+//! names and revoked from a snapshot, without looking at the records, so a rotation
+//! racing a revocation escapes it and an index entry that went stale revokes another
+//! user's session. The conformance suite must reject it (`tests/tests/store_contract.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use tessera::store::{Outcome, SessionStore, StoreError};
+use tessera::store::{Outcome, SessionAdmin, SessionInfo, SessionStore, StoreError};
 use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 
 type Records = HashMap<String, (Vec<u8>, SystemTime)>;
@@ -17,6 +20,7 @@ type Records = HashMap<String, (Vec<u8>, SystemTime)>;
 #[derive(Default)]
 pub struct NaiveStore {
     records: Mutex<Records>,
+    users: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl NaiveStore {
@@ -50,6 +54,21 @@ impl NaiveStore {
             .insert(id.to_owned(), (text.as_bytes().to_vec(), deadline));
     }
 
+    fn index(&self, user: Option<&str>, id: &str) {
+        if let Some(user) = user {
+            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+            let ids = users.entry(user.to_owned()).or_default();
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+
+    fn indexed(&self, user: &str) -> Vec<String> {
+        let users = self.users.lock().unwrap_or_else(|e| e.into_inner());
+        users.get(user).cloned().unwrap_or_default()
+    }
+
     /// A network round trip: other requests run meanwhile.
     async fn round_trip() {
         tokio::task::yield_now().await;
@@ -66,6 +85,7 @@ impl SessionStore for NaiveStore {
     async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
         let mut text = Vec::new();
         record.write_json(&mut text).map_err(StoreError::Corrupt)?;
+        self.index(record.user(), id);
         self.write(id, text, record.cookie());
         Ok(())
     }
@@ -76,6 +96,7 @@ impl SessionStore for NaiveStore {
         };
         Self::round_trip().await;
         let text = patch.apply_to_json(&text).map_err(StoreError::Corrupt)?;
+        self.index(patch.user(), id);
         self.write(id, text, patch.cookie());
         Ok(Outcome::Applied)
     }
@@ -89,7 +110,12 @@ impl SessionStore for NaiveStore {
         Ok(Outcome::Applied)
     }
 
-    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+    async fn rotate(
+        &self,
+        from: &str,
+        to: &str,
+        _user: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
         let Some(text) = self.read(from) else {
             return Ok(Outcome::Missing);
         };
@@ -106,5 +132,47 @@ impl SessionStore for NaiveStore {
             Some(_) => Outcome::Applied,
             None => Outcome::Missing,
         })
+    }
+}
+
+impl SessionAdmin for NaiveStore {
+    async fn len(&self) -> Result<usize, StoreError> {
+        Ok(self.records().len())
+    }
+
+    async fn ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.records().keys().cloned().collect())
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.records().clear();
+        Ok(())
+    }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let mut found = Vec::new();
+        for id in self.indexed(user) {
+            if let Some(record) = self.get(&id).await? {
+                found.push(SessionInfo::from_record(id, &record));
+            }
+        }
+        Ok(found)
+    }
+
+    async fn destroy_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let mut destroyed = 0;
+        for id in self.indexed(user) {
+            if Some(id.as_str()) != except {
+                Self::round_trip().await;
+                if self.destroy(&id).await? == Outcome::Applied {
+                    destroyed += 1;
+                }
+            }
+        }
+        Ok(destroyed)
     }
 }

@@ -32,7 +32,7 @@ fn record(max_age_ms: Option<i64>, views: u64) -> Record {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_conformance_suite() {
     tessera_store_tests::Suite::new(MemoryStore::default())
-        .run()
+        .run_with_admin()
         .await
         .assert_passed();
 }

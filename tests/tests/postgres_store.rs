@@ -80,7 +80,7 @@ async fn postgres_store_keeps_the_contract() {
     let report = Suite::new(store.clone())
         .expiry_precision(Duration::from_secs(1))
         .with_raw_writer(raw_writer(&store, &db))
-        .run()
+        .run_with_admin()
         .await;
     drop_table(&store, &db).await;
     report.assert_passed();

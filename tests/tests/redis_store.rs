@@ -129,7 +129,7 @@ async fn conformance(store: RedisStore, raw: Raw) {
     Suite::new(store)
         .expiry_precision(precision)
         .with_raw_writer(writer)
-        .run()
+        .run_with_admin()
         .await
         .assert_passed();
 }

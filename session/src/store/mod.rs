@@ -41,6 +41,14 @@
 //!   racing a logout never brings the session back.
 //! - [`destroy`](SessionStore::destroy) deletes a record; deleting a missing one is not
 //!   an error.
+//! - **The user tie.** `set`, `patch`, `touch` and `rotate` name the user the session is
+//!   tied to ([`RecordView::user`], [`Patch::user`], [`Touch::user`], the `user` of
+//!   `rotate`), which the record's [`crate::META_KEY`] entry also holds. A store that
+//!   implements the per-user operations of [`SessionAdmin`] indexes the id under that
+//!   user *before* it writes the record, so that a live session tied to a user is
+//!   always found by [`SessionAdmin::destroy_user_sessions`]; an index entry that went
+//!   stale (the session expired, logged out, or moved) is pruned when read, and never
+//!   used without checking the record's own user ([`LoadedRecord::user`]).
 //!
 //! There are no default methods: a store that compiles has said how it keeps each rule.
 //! Admin operations (counting, listing, clearing) are a separate trait,
@@ -125,7 +133,7 @@
 //!         }
 //!     }
 //!
-//!     async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+//!     async fn rotate(&self, from: &str, to: &str, _user: Option<&str>) -> Result<Outcome, StoreError> {
 //!         let mut records = self.live();
 //!         match records.remove(from) {
 //!             Some(record) => {
@@ -160,6 +168,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::record::{LoadedRecord, Patch, RecordError, RecordView, Touch};
 
@@ -238,11 +247,13 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
     /// Moves the live record under `from` to `to` in one step, keeping its deadline.
-    /// Answers [`Outcome::Missing`] (writing nothing) when `from` is gone.
+    /// Answers [`Outcome::Missing`] (writing nothing) when `from` is gone. `user` is the
+    /// user the session is tied to: a per-user index learns `to` before the move.
     fn rotate(
         &self,
         from: &str,
         to: &str,
+        user: Option<&str>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send;
 
     /// Deletes the record; [`Outcome::Missing`] when there was no live one.
@@ -265,6 +276,65 @@ pub trait SessionAdmin: SessionStore {
 
     /// Deletes every session.
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The live sessions tied to `user` ([`crate::Session::set_user`]): "your devices".
+    /// Index entries whose session expired, moved or was tied to someone else are pruned
+    /// on the way.
+    fn user_sessions(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send;
+
+    /// Destroys every live session tied to `user`, except the one with id `except` ("log
+    /// out everywhere else"), and answers how many it destroyed. The next request of
+    /// each finds no session, on every instance that shares the store. A session that
+    /// changes at the same moment is never brought back: a patch never recreates a
+    /// record. A session moved to a new id during the call (`rotate_id`) is found under
+    /// its new id.
+    fn destroy_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}
+
+/// One of a user's sessions, as [`SessionAdmin::user_sessions`] lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SessionInfo {
+    /// The session id (compare it with [`crate::Session::id`] to mark "this device").
+    pub id: String,
+    /// When the session was created, if its record says ([`crate::META_KEY`]).
+    pub created: Option<SystemTime>,
+    /// When the session was last renewed: its deadline less its max-age. Precise to the
+    /// store's expiry precision and to the layer's `touch_after`; `None` for a
+    /// browser-session cookie, which has no max-age.
+    pub last_seen: Option<SystemTime>,
+    /// When the store will drop the session unless it is used again.
+    pub expires: Option<SystemTime>,
+    /// What [`crate::Session::set_user_agent`] recorded, if anything.
+    pub user_agent: Option<String>,
+}
+
+impl SessionInfo {
+    /// The description of the stored session `id` that `record` holds.
+    pub fn from_record(id: impl Into<String>, record: &LoadedRecord) -> Self {
+        let meta = record.meta();
+        let expires = record.deadline().or_else(|| record.cookie().expires());
+        let last_seen = match (expires, record.cookie().original_max_age_ms()) {
+            (Some(at), Some(age)) => Some(crate::time::ms_to_system_time(
+                crate::time::system_time_to_ms(at).saturating_sub(age),
+            )),
+            _ => None,
+        };
+        Self {
+            id: id.into(),
+            created: meta.created.map(crate::time::ms_to_system_time),
+            last_seen,
+            expires,
+            user_agent: meta.agent,
+        }
+    }
 }
 
 impl<S: SessionStore> SessionStore for Arc<S> {
@@ -299,8 +369,9 @@ impl<S: SessionStore> SessionStore for Arc<S> {
         &self,
         from: &str,
         to: &str,
+        user: Option<&str>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
-        (**self).rotate(from, to)
+        (**self).rotate(from, to, user)
     }
     fn destroy(&self, id: &str) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
         (**self).destroy(id)
@@ -320,6 +391,19 @@ impl<S: SessionAdmin> SessionAdmin for Arc<S> {
     fn clear(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).clear()
     }
+    fn user_sessions(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<SessionInfo>, StoreError>> + Send {
+        (**self).user_sessions(user)
+    }
+    fn destroy_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        (**self).destroy_user_sessions(user, except)
+    }
 }
 
 /// A store call in flight, boxed so that the layer can hold any store.
@@ -332,7 +416,12 @@ pub(crate) trait DynStore: Send + Sync + 'static {
     fn get<'a>(&'a self, id: &'a str) -> StoreFut<'a, Option<LoadedRecord>>;
     fn set<'a>(&'a self, id: &'a str, record: RecordView<'a>) -> StoreFut<'a, ()>;
     fn patch<'a>(&'a self, id: &'a str, patch: Patch<'a>) -> StoreFut<'a, Outcome>;
-    fn rotate<'a>(&'a self, from: &'a str, to: &'a str) -> StoreFut<'a, Outcome>;
+    fn rotate<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+        user: Option<&'a str>,
+    ) -> StoreFut<'a, Outcome>;
     fn destroy<'a>(&'a self, id: &'a str) -> StoreFut<'a, Outcome>;
 }
 
@@ -346,8 +435,13 @@ impl<S: SessionStore> DynStore for S {
     fn patch<'a>(&'a self, id: &'a str, patch: Patch<'a>) -> StoreFut<'a, Outcome> {
         Box::pin(SessionStore::patch(self, id, patch))
     }
-    fn rotate<'a>(&'a self, from: &'a str, to: &'a str) -> StoreFut<'a, Outcome> {
-        Box::pin(SessionStore::rotate(self, from, to))
+    fn rotate<'a>(
+        &'a self,
+        from: &'a str,
+        to: &'a str,
+        user: Option<&'a str>,
+    ) -> StoreFut<'a, Outcome> {
+        Box::pin(SessionStore::rotate(self, from, to, user))
     }
     fn destroy<'a>(&'a self, id: &'a str) -> StoreFut<'a, Outcome> {
         Box::pin(SessionStore::destroy(self, id))

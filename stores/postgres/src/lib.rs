@@ -34,7 +34,20 @@
 //!   CONSTRAINT "session_pkey" PRIMARY KEY ("sid")
 //! );
 //! CREATE INDEX IF NOT EXISTS "IDX_session_expire" ON "session" ("expire");
+//! CREATE INDEX IF NOT EXISTS "IDX_session_tessera_user" ON "session"
+//!   ((sess -> '_tessera' ->> 'user')) WHERE (sess -> '_tessera' ->> 'user') IS NOT NULL;
 //! ```
+//!
+//! The last index is Tessera's per-user index ([`tessera::SessionAdmin::user_sessions`],
+//! "log out everywhere"). It adds no column: it indexes the `user` of the record's
+//! `_tessera` entry ([`tessera::META_KEY`]), which Node services keep as it is, so
+//! connect-pg-simple's three columns and statements stay unchanged. It is partial, so
+//! it holds rows of sessions tied to a user only; rows without a user cost PostgreSQL
+//! one look into their `_tessera` entry per write. Revoking a user's sessions is one
+//! `DELETE` by that expression, atomic per row: a patch waiting on a row's lock finds
+//! no row afterwards and writes nothing, and a row whose id just moved
+//! (`rotate_id`) keeps its entry and is found under its new id. Without the index the
+//! per-user operations still work, by scanning the table.
 //!
 //! `sess` is `json`, not `jsonb`: PostgreSQL keeps its text byte for byte, so what
 //! Node wrote (key order, spacing, escapes, `1.50`) is what Node reads back after a Rust
@@ -103,7 +116,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
+use tessera::store::{Outcome, SessionAdmin, SessionInfo, SessionStore, StoreError};
 use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
@@ -199,7 +212,13 @@ struct Statements {
     count: String,
     ids: String,
     clear: String,
+    user_sessions: String,
+    destroy_user: String,
 }
+
+/// The user a row's session is tied to: the `user` of its `_tessera` entry
+/// ([`tessera::META_KEY`]), the expression of the partial per-user index.
+const USER_OF: &str = "(sess -> '_tessera' ->> 'user')";
 
 /// `$zone`'s wall clock at Unix time `$seconds`, as a `timestamp`.
 fn at(seconds: usize, zone: usize) -> String {
@@ -265,6 +284,15 @@ impl Statements {
             count: format!("SELECT count(*) FROM {table} WHERE {}", live(1, 2)),
             ids: format!("SELECT sid FROM {table} WHERE {}", live(1, 2)),
             clear: format!("DELETE FROM {table}"),
+            user_sessions: format!(
+                "SELECT sid, sess::text, extract(epoch FROM expire AT TIME ZONE $3)::float8 \
+                 FROM {table} WHERE {USER_OF} = $1 AND {}",
+                live(2, 3)
+            ),
+            destroy_user: format!(
+                "DELETE FROM {table} WHERE {USER_OF} = $1 AND sid IS DISTINCT FROM $2 AND {}",
+                live(3, 4)
+            ),
         }
     }
 }
@@ -433,7 +461,7 @@ async fn prune_now(inner: &Inner) -> Result<u64, StoreError> {
 
 /// The DDL of the table `table` (quoted, maybe with its schema) named `bare`. The
 /// constraint and index names follow connect-pg-simple's for the default table.
-fn ddl(table: &str, bare: &str) -> [String; 2] {
+fn ddl(table: &str, bare: &str) -> [String; 3] {
     [
         format!(
             "CREATE TABLE IF NOT EXISTS {table} (\
@@ -446,6 +474,10 @@ fn ddl(table: &str, bare: &str) -> [String; 2] {
         format!(
             "CREATE INDEX IF NOT EXISTS {} ON {table} (\"expire\")",
             quote(&format!("IDX_{bare}_expire"))
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {table} ({USER_OF}) WHERE {USER_OF} IS NOT NULL",
+            quote(&format!("IDX_{bare}_tessera_user"))
         ),
     ]
 }
@@ -757,7 +789,13 @@ impl SessionStore for PostgresStore {
         .map(outcome)
     }
 
-    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
+    async fn rotate(
+        &self,
+        from: &str,
+        to: &str,
+        _user: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
+        // The row moves with its `_tessera` entry, so the per-user index follows.
         let (now, zone) = (self.now(), &self.inner.zone);
         self.run("rotate", async |c| {
             c.client
@@ -816,6 +854,64 @@ impl SessionAdmin for PostgresStore {
         self.run("clear", async |c| c.client.batch_execute(sql).await)
             .await
     }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let (now, zone, sql) = (
+            self.now(),
+            &self.inner.zone,
+            &self.inner.statements.user_sessions,
+        );
+        let rows = self
+            .run("user sessions", async |c| {
+                c.client.query(sql.as_str(), &[&user, &now, zone]).await
+            })
+            .await?;
+        let mut found = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (id, text, expire): (String, String, f64) =
+                (|| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))().map_err(
+                    |source| {
+                        StoreError::backend(PostgresStoreError::Database {
+                            statement: "user sessions",
+                            source,
+                        })
+                    },
+                )?;
+            // A row whose text does not decode is skipped here; loading it starts a
+            // fresh session, as for any corrupt record.
+            let Ok(loaded) = LoadedRecord::from_json(text.into_bytes()) else {
+                continue;
+            };
+            let loaded = match Duration::try_from_secs_f64(expire) {
+                Ok(since_epoch) => loaded.with_deadline(UNIX_EPOCH + since_epoch),
+                Err(_) => loaded,
+            };
+            found.push(SessionInfo::from_record(id, &loaded));
+        }
+        Ok(found)
+    }
+
+    async fn destroy_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        // One statement: every row tied to the user, under its row lock. A patch that
+        // waits on that lock then finds no row, and writes nothing.
+        let (now, zone, sql) = (
+            self.now(),
+            &self.inner.zone,
+            &self.inner.statements.destroy_user,
+        );
+        let n = self
+            .run("destroy user sessions", async |c| {
+                c.client
+                    .execute(sql.as_str(), &[&user, &except, &now, zone])
+                    .await
+            })
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
 }
 
 #[cfg(test)]
@@ -842,7 +938,11 @@ mod tests {
 
     #[test]
     fn the_ddl_names_its_constraint_and_index_like_connect_pg_simple() {
-        let [table, index] = ddl("\"session\"", "session");
+        let [table, index, user_index] = ddl("\"session\"", "session");
+        assert!(
+            user_index.contains("(sess -> '_tessera' ->> 'user')) WHERE"),
+            "{user_index}"
+        );
         assert!(
             table.contains("CONSTRAINT \"session_pkey\" PRIMARY KEY (\"sid\")"),
             "{table}"

@@ -74,7 +74,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, FromRedisValue, RedisFuture, ScriptInvocation, Value};
-use tessera::store::{Outcome, SessionAdmin, SessionStore, StoreError};
+use tessera::store::{Outcome, SessionAdmin, SessionInfo, SessionStore, StoreError};
 use tessera::{LoadedRecord, Patch, RecordView, SessionCookie, Touch};
 
 mod conn;
@@ -316,6 +316,25 @@ impl RedisStore {
         key
     }
 
+    /// The key of `user`'s set of session ids (the per-user index):
+    /// the prefix, `user:` and the user id.
+    pub fn user_key(&self, user: &str) -> String {
+        format!("{}user:{user}", self.settings.prefix)
+    }
+
+    /// The least lifetime of a user's set that holds a session with `cookie`.
+    fn index_ttl_ms(&self, cookie: &SessionCookie) -> i64 {
+        self.ttl_ms(cookie)
+            .max(i64::try_from(self.settings.ttl.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Adds `id` to `user`'s set, which then lives at least as long as the session.
+    async fn index(&self, user: &str, id: &str, cookie: &SessionCookie) -> Result<(), StoreError> {
+        let mut call = scripts::INDEX.key(self.user_key(user));
+        call.arg(id).arg(self.index_ttl_ms(cookie));
+        self.eval::<i64>("index", &call).await.map(|_| ())
+    }
+
     /// The expiry precision of the layout: whole seconds for connect-redis' text keys
     /// (their TTL is rounded up, as connect-redis does), milliseconds for hashes.
     pub fn expiry_precision(&self) -> Duration {
@@ -521,12 +540,27 @@ impl RedisStore {
         Ok(Outcome::Applied)
     }
 
-    /// The keys of this store's prefix: `SCAN` on one server, `KEYS` on every node of a
-    /// cluster (an admin operation, off the request path).
+    /// The session keys of this store's prefix (not the per-user sets).
     async fn keys(&self) -> Result<Vec<String>, StoreError> {
-        let pattern = format!("{}*", escape_glob(&self.settings.prefix));
+        let users = format!("{}user:", self.settings.prefix);
+        let mut keys = self
+            .keys_matching(&format!("{}*", escape_glob(&self.settings.prefix)))
+            .await?;
+        keys.retain(|k| !k.starts_with(&users));
+        Ok(keys)
+    }
+
+    /// The per-user sets of this store's prefix.
+    async fn user_keys(&self) -> Result<Vec<String>, StoreError> {
+        self.keys_matching(&format!("{}user:*", escape_glob(&self.settings.prefix)))
+            .await
+    }
+
+    /// The keys matching `pattern`: `SCAN` on one server, `KEYS` on every node of a
+    /// cluster (an admin operation, off the request path).
+    async fn keys_matching(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
         if let Conn::Cluster(_) = self.conn {
-            return self.run("KEYS", redis::cmd("KEYS").arg(&pattern)).await;
+            return self.run("KEYS", redis::cmd("KEYS").arg(pattern)).await;
         }
         let mut out = Vec::new();
         let mut cursor = 0u64;
@@ -534,7 +568,7 @@ impl RedisStore {
             let mut scan = redis::cmd("SCAN");
             scan.arg(cursor)
                 .arg("MATCH")
-                .arg(&pattern)
+                .arg(pattern)
                 .arg("COUNT")
                 .arg(1000);
             let (next, batch): (u64, Vec<String>) = self.run("SCAN", &scan).await?;
@@ -648,6 +682,113 @@ impl SessionStore for RedisStore {
     }
 
     async fn set(&self, id: &str, record: RecordView<'_>) -> Result<(), StoreError> {
+        self.set_record(id, &record).await?;
+        if let Some(user) = record.user() {
+            // After the write: a revocation that starts in between does not see this
+            // new login, as if it had come after it.
+            if let Err(error) = self.index(user, id, record.cookie()).await {
+                // Not left alive outside the index, where no revocation would find it.
+                let _ = self.destroy(id).await;
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+        let outcome = match self.settings.layout {
+            Layout::ConnectRedis => self.patch_text(id, patch).await?,
+            Layout::Hash => self.patch_hash(id, patch).await?,
+        };
+        if let (Outcome::Applied, Some(user)) = (outcome, patch.user()) {
+            self.index(user, id, patch.cookie()).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
+        if !touch.is_due(self.settings.ttl) {
+            return Ok(Outcome::Applied);
+        }
+        let cookie = touch.cookie();
+        let (ttl, unit) = match self.settings.layout {
+            Layout::ConnectRedis => (self.ttl_secs(cookie), "s"),
+            Layout::Hash => (self.ttl_ms(cookie), "ms"),
+        };
+        let user = touch.user();
+        if let (Some(user), Conn::Single(_)) = (user, &self.conn) {
+            // One round trip: the renewal and the user's set, on the one node.
+            let mut call = scripts::TOUCH_INDEXED.key(self.key(id));
+            call.key(self.user_key(user))
+                .arg(ttl)
+                .arg(unit)
+                .arg(id)
+                .arg(self.index_ttl_ms(cookie));
+            return outcome(self.eval("touch", &call).await?);
+        }
+        let key = self.key(id);
+        let renewed: i64 = match self.settings.layout {
+            // connect-redis: `EXPIRE key ttl`, the text left as it is; a TTL ≤ 0 deletes.
+            Layout::ConnectRedis => {
+                self.run("EXPIRE", redis::cmd("EXPIRE").arg(key).arg(ttl))
+                    .await?
+            }
+            Layout::Hash => {
+                self.run("PEXPIRE", redis::cmd("PEXPIRE").arg(key).arg(ttl))
+                    .await?
+            }
+        };
+        let renewed = outcome(renewed)?;
+        if let (Outcome::Applied, Some(user)) = (renewed, user) {
+            // On a cluster the set lives in another slot: a second call.
+            self.index(user, id, cookie).await?;
+        }
+        Ok(renewed)
+    }
+
+    async fn rotate(
+        &self,
+        from: &str,
+        to: &str,
+        user: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
+        let moved = match &self.conn {
+            Conn::Single(_) => {
+                let mut call = scripts::RENAME.key(self.key(from));
+                call.key(self.key(to));
+                outcome(self.eval("rename", &call).await?)?
+            }
+            Conn::Cluster(_) => self.rotate_cluster(from, to).await?,
+        };
+        let (Outcome::Applied, Some(user)) = (moved, user) else {
+            return Ok(moved);
+        };
+        // Keep the new id in the user's set, and give way to a revocation that marked
+        // either id while the session moved (`destroy_user_sessions`).
+        let mut call = scripts::ROTATED.key(self.user_key(user));
+        call.arg(to)
+            .arg(i64::try_from(self.settings.ttl.as_millis()).unwrap_or(i64::MAX))
+            .arg(from);
+        let revoked: i64 = self.eval("rotated", &call).await?;
+        if revoked == 1 {
+            self.destroy(to).await?;
+            return Ok(Outcome::Missing);
+        }
+        Ok(Outcome::Applied)
+    }
+
+    async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
+        let removed: i64 = self.run("DEL", redis::cmd("DEL").arg(self.key(id))).await?;
+        Ok(if removed > 0 {
+            Outcome::Applied
+        } else {
+            Outcome::Missing
+        })
+    }
+}
+
+impl RedisStore {
+    async fn set_record(&self, id: &str, record: &RecordView<'_>) -> Result<(), StoreError> {
         let key = self.key(id);
         match self.settings.layout {
             Layout::ConnectRedis => {
@@ -680,58 +821,41 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
-        match self.settings.layout {
-            Layout::ConnectRedis => self.patch_text(id, patch).await,
-            Layout::Hash => self.patch_hash(id, patch).await,
+    /// The members of `user`'s set: live ids and tombstones, the stale tombstones (older
+    /// than [`TOMBSTONE_LIFE`]) removed.
+    async fn user_members(&self, user: &str) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        let key = self.user_key(user);
+        let members: Vec<String> = self
+            .run("SMEMBERS", redis::cmd("SMEMBERS").arg(&key))
+            .await?;
+        let now = now_ms();
+        let (tombstones, ids): (Vec<String>, Vec<String>) =
+            members.into_iter().partition(|m| m.starts_with('!'));
+        let stale: Vec<&String> = tombstones
+            .iter()
+            .filter(|t| {
+                t[1..]
+                    .split_once(':')
+                    .and_then(|(at, _)| at.parse::<i64>().ok())
+                    .is_none_or(|at| now.saturating_sub(at) > TOMBSTONE_LIFE_MS)
+            })
+            .collect();
+        if !stale.is_empty() {
+            self.run::<i64>("SREM", redis::cmd("SREM").arg(&key).arg(stale))
+                .await?;
         }
+        Ok((ids, tombstones))
     }
+}
 
-    async fn touch(&self, id: &str, touch: Touch<'_>) -> Result<Outcome, StoreError> {
-        if !touch.is_due(self.settings.ttl) {
-            return Ok(Outcome::Applied);
-        }
-        let cookie = touch.cookie();
-        let key = self.key(id);
-        let set: i64 = match self.settings.layout {
-            // connect-redis: `EXPIRE key ttl`, the text left as it is; a TTL ≤ 0 deletes.
-            Layout::ConnectRedis => {
-                self.run(
-                    "EXPIRE",
-                    redis::cmd("EXPIRE").arg(key).arg(self.ttl_secs(cookie)),
-                )
-                .await?
-            }
-            Layout::Hash => {
-                self.run(
-                    "PEXPIRE",
-                    redis::cmd("PEXPIRE").arg(key).arg(self.ttl_ms(cookie)),
-                )
-                .await?
-            }
-        };
-        outcome(set)
-    }
+/// How long a revocation's tombstone stays in a user's set: far longer than any move of a
+/// session (two calls, each bounded by the store's timeout).
+const TOMBSTONE_LIFE_MS: i64 = 60_000;
 
-    async fn rotate(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
-        match &self.conn {
-            Conn::Single(_) => {
-                let mut call = scripts::RENAME.key(self.key(from));
-                call.key(self.key(to));
-                outcome(self.eval("rename", &call).await?)
-            }
-            Conn::Cluster(_) => self.rotate_cluster(from, to).await,
-        }
-    }
-
-    async fn destroy(&self, id: &str) -> Result<Outcome, StoreError> {
-        let removed: i64 = self.run("DEL", redis::cmd("DEL").arg(self.key(id))).await?;
-        Ok(if removed > 0 {
-            Outcome::Applied
-        } else {
-            Outcome::Missing
-        })
-    }
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl SessionAdmin for RedisStore {
@@ -753,9 +877,79 @@ impl SessionAdmin for RedisStore {
         for key in self.keys().await? {
             self.run::<()>("DEL", redis::cmd("DEL").arg(key)).await?;
         }
+        for key in self.user_keys().await? {
+            self.run::<()>("DEL", redis::cmd("DEL").arg(key)).await?;
+        }
         Ok(())
     }
+
+    async fn user_sessions(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let (ids, _) = self.user_members(user).await?;
+        let mut found = Vec::with_capacity(ids.len());
+        let mut stale = Vec::new();
+        for id in ids {
+            match self.get(&id).await {
+                Ok(Some(record)) if record.user().as_deref() == Some(user) => {
+                    found.push(SessionInfo::from_record(id, &record));
+                }
+                // Expired, destroyed, tied to no one or someone else: pruned. (A session
+                // between the two names of a move is added back by the move.)
+                Ok(_) | Err(StoreError::Corrupt(_)) => stale.push(id),
+                Err(e) => return Err(e),
+            }
+        }
+        if !stale.is_empty() {
+            self.run::<i64>(
+                "SREM",
+                redis::cmd("SREM").arg(self.user_key(user)).arg(stale),
+            )
+            .await?;
+        }
+        Ok(found)
+    }
+
+    async fn destroy_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let layout = match self.settings.layout {
+            Layout::ConnectRedis => "text",
+            Layout::Hash => "hash",
+        };
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut destroyed = 0;
+        // Until the set holds no id left to revoke: a session that moved to a new id
+        // meanwhile is added under it, and found in the next pass.
+        for _ in 0..REVOKE_PASSES {
+            let (ids, _) = self.user_members(user).await?;
+            let todo: Vec<String> = ids
+                .into_iter()
+                .filter(|id| Some(id.as_str()) != except && !seen.contains(id))
+                .collect();
+            if todo.is_empty() {
+                return Ok(destroyed);
+            }
+            for id in todo {
+                // The mark first: a move of this session in flight sees it and gives way.
+                let mut mark = scripts::REVOKE_MARK.key(self.user_key(user));
+                mark.arg(&id).arg(now_ms());
+                self.eval::<i64>("revoke mark", &mark).await?;
+                let mut call = scripts::DESTROY_IF_USER.key(self.key(&id));
+                call.arg(user).arg(layout);
+                destroyed += usize::try_from(self.eval::<i64>("revoke", &call).await?).unwrap_or(0);
+                seen.insert(id);
+            }
+        }
+        Err(StoreError::backend(RedisStoreError::Contention(
+            REVOKE_PASSES,
+        )))
+    }
 }
+
+/// The most passes of a revocation over a user's set; each finds the sessions that moved
+/// during the one before, so more than a few means new sessions keep coming.
+const REVOKE_PASSES: usize = 16;
 
 #[cfg(test)]
 mod tests {

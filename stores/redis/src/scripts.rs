@@ -240,3 +240,105 @@ return {dump, ttl}
 ",
     )
 });
+
+/// The per-user index (a set per user): add `ARGV[1]` to `KEYS[1]` and make the set live
+/// at least `ARGV[2]` milliseconds, as long as the session it now holds.
+pub(crate) static INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+",
+    )
+});
+
+/// Single node, a touch of a session tied to a user, in one round trip: renew the
+/// session `KEYS[1]` (`EXPIRE` by `ARGV[1]` seconds, or `PEXPIRE` by milliseconds when
+/// `ARGV[2]` is `ms`) and, if it is live, keep it in its user's set `KEYS[2]` (`ARGV[3]`
+/// the id, `ARGV[4]` the set's least lifetime in milliseconds). Answers the renewal's
+/// 0 or 1.
+pub(crate) static TOUCH_INDEXED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local renewed
+if ARGV[2] == 'ms' then
+  renewed = redis.call('PEXPIRE', KEYS[1], ARGV[1])
+else
+  renewed = redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+if renewed == 1 then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  end
+end
+return renewed
+",
+    )
+});
+
+/// After a session tied to a user moved from the id `ARGV[3]` to `ARGV[1]`: keep the new
+/// id in the user's set `KEYS[1]` (living at least `ARGV[2]` ms; a listing may have
+/// pruned the id while the key was between its two names) and answer 1 if a revocation
+/// marked either id meanwhile (a member `!<ms>:<id>`), else 0.
+pub(crate) static ROTATED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+local to, from = ':' .. ARGV[1], ':' .. ARGV[3]
+for _, member in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if string.sub(member, 1, 1) == '!' and
+     (string.sub(member, -#to) == to or string.sub(member, -#from) == from) then
+    return 1
+  end
+end
+return 0
+",
+    )
+});
+
+/// A revocation's mark, before it deletes the session `ARGV[1]`: take the id out of the
+/// user's set `KEYS[1]` and leave a tombstone `!<ARGV[2]>:<id>` (ARGV[2] the time in
+/// milliseconds), which a move of that session in flight finds ([`ROTATED`]).
+pub(crate) static REVOKE_MARK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('SADD', KEYS[1], '!' .. ARGV[2] .. ':' .. ARGV[1])
+redis.call('SREM', KEYS[1], ARGV[1])
+return 1
+",
+    )
+});
+
+/// Delete the session `KEYS[1]` if its record is tied to the user `ARGV[1]` (its
+/// `_tessera` entry says so); `ARGV[2]` is the layout (`text` or `hash`). Answers 1 when
+/// deleted, 0 when missing or tied to nobody or someone else.
+pub(crate) static DESTROY_IF_USER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local meta
+if ARGV[2] == 'hash' then
+  local text = redis.call('HGET', KEYS[1], '_tessera')
+  if not text then return 0 end
+  local ok, decoded = pcall(cjson.decode, text)
+  if ok then meta = decoded end
+else
+  local text = redis.call('GET', KEYS[1])
+  if not text then return 0 end
+  local ok, decoded = pcall(cjson.decode, text)
+  if ok and type(decoded) == 'table' then meta = decoded['_tessera'] end
+end
+if type(meta) == 'table' and meta['user'] == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+",
+    )
+});

@@ -13,6 +13,7 @@ use crate::time;
 
 mod blob;
 mod table;
+mod users;
 
 use table::{Hashed, Table};
 
@@ -156,6 +157,8 @@ struct Inner {
     /// Per shard, how many of its records are uninitialized; changed under the shard's
     /// lock, read without it to find an eviction victim without scanning.
     uninitialized: Vec<AtomicUsize>,
+    /// The per-user index (`users.rs`).
+    users: Vec<Mutex<users::UserShard>>,
 }
 
 /// The most shards one request sweeps when the sweep fell behind (no writes for a
@@ -242,6 +245,7 @@ impl MemoryStore {
                 sweep_cursor: AtomicUsize::new(0),
                 evict_cursor: AtomicUsize::new(0),
                 uninitialized: (0..SHARDS).map(|_| AtomicUsize::new(0)).collect(),
+                users: users::new_index(),
             }),
         }
     }
@@ -381,6 +385,10 @@ impl MemoryStore {
                 let removed = self.sweep_shard(i, now);
                 if removed > 0 {
                     tracing::debug!(removed, shard = i, "memory store swept expired sessions");
+                }
+                if i % (SHARDS / users::USER_SHARDS) == 0 {
+                    // A full cycle prunes each index shard once.
+                    self.prune_user_shard(i / (SHARDS / users::USER_SHARDS));
                 }
             }
         }
@@ -660,7 +668,16 @@ impl SessionStore for MemoryStore {
         id: &str,
         record: RecordView<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        std::future::ready(self.set_now(id, &record))
+        let done = match record.user() {
+            // Indexed and written under the user's lock (`users.rs`).
+            Some(user) => {
+                let mut users = self.user_shard(user);
+                self.index(&mut users, user, id);
+                self.set_now(id, &record)
+            }
+            None => self.set_now(id, &record),
+        };
+        std::future::ready(done)
     }
 
     fn patch(
@@ -668,7 +685,15 @@ impl SessionStore for MemoryStore {
         id: &str,
         patch: Patch<'_>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
-        std::future::ready(self.patch_now(id, patch.cookie(), patch.changes()))
+        let done = match patch.user() {
+            Some(user) => {
+                let mut users = self.user_shard(user);
+                self.index(&mut users, user, id);
+                self.patch_now(id, patch.cookie(), patch.changes())
+            }
+            None => self.patch_now(id, patch.cookie(), patch.changes()),
+        };
+        std::future::ready(done)
     }
 
     fn touch(
@@ -689,8 +714,17 @@ impl SessionStore for MemoryStore {
         &self,
         from: &str,
         to: &str,
+        user: Option<&str>,
     ) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
-        std::future::ready(self.rotate_now(from, to))
+        let done = match user {
+            Some(user) => {
+                let mut users = self.user_shard(user);
+                self.index(&mut users, user, to);
+                self.rotate_now(from, to)
+            }
+            None => self.rotate_now(from, to),
+        };
+        std::future::ready(done)
     }
 
     fn destroy(&self, id: &str) -> impl Future<Output = Result<Outcome, StoreError>> + Send {
@@ -712,7 +746,25 @@ impl SessionAdmin for MemoryStore {
             self.inner.count.fetch_sub(n, Ordering::Relaxed);
             self.inner.uninitialized[i].store(0, Ordering::Relaxed);
         }
+        for shard in &self.inner.users {
+            lock(shard).clear();
+        }
         std::future::ready(Ok(()))
+    }
+
+    fn user_sessions(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<crate::store::SessionInfo>, StoreError>> + Send {
+        std::future::ready(Ok(self.user_sessions_now(user)))
+    }
+
+    fn destroy_user_sessions(
+        &self,
+        user: &str,
+        except: Option<&str>,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        std::future::ready(Ok(self.destroy_user_sessions_now(user, except)))
     }
 
     fn ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
