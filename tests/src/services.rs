@@ -79,3 +79,93 @@ pub fn unique(tag: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A Redis store on a prefix of its own (`None`, after saying why, without Redis).
+pub async fn redis_store(test: &str) -> Option<tessera_redis::RedisStore> {
+    match tessera_redis::RedisStore::connect(&redis_url()).await {
+        Ok(store) => Some(store.with_prefix(format!("{}:", unique("tessera-test-")))),
+        Err(e) => {
+            unavailable(
+                test,
+                &format!("Redis at {} is not reachable: {e}", redis_url()),
+            );
+            None
+        }
+    }
+}
+
+/// A PostgreSQL store on a table of its own, created for the test (`None`, after saying
+/// why, without PostgreSQL). Drop the table with [`drop_postgres_table`].
+pub async fn postgres_store(test: &str) -> Option<tessera_postgres::PostgresStore> {
+    let built = match tessera_postgres::PostgresStore::from_url(&database_url()) {
+        Ok(builder) => {
+            builder
+                .table(&unique("tessera_test_"))
+                .create_table_if_missing(true)
+                .build()
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match built {
+        Ok(store) => Some(store),
+        Err(e) => {
+            unavailable(
+                test,
+                &format!("PostgreSQL at {} is not reachable: {e}", database_url()),
+            );
+            None
+        }
+    }
+}
+
+/// Drops the table of a store made by [`postgres_store`].
+///
+/// # Panics
+///
+/// When the database does not answer.
+pub async fn drop_postgres_table(store: &tessera_postgres::PostgresStore) {
+    let client = pg_client(&database_url())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL went away: {e}"));
+    let sql = format!("DROP TABLE IF EXISTS {}", store.table());
+    if let Err(e) = client.batch_execute(&sql).await {
+        panic!("could not drop {}: {e}", store.table());
+    }
+}
+
+/// A clock a test moves by hand ([`tessera::SessionLayer::with_clock`]), starting now.
+#[derive(Clone)]
+pub struct ManualClock(std::sync::Arc<std::sync::Mutex<std::time::SystemTime>>);
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(std::sync::Mutex::new(
+            std::time::SystemTime::now(),
+        )))
+    }
+}
+
+impl ManualClock {
+    /// The time it shows.
+    pub fn now(&self) -> std::time::SystemTime {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves it forward by `by`, at once.
+    pub fn advance(&self, by: std::time::Duration) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+    }
+
+    /// The clock function for the layer.
+    pub fn reader(&self) -> impl Fn() -> std::time::SystemTime + Send + Sync + 'static {
+        let clock = self.clone();
+        move || clock.now()
+    }
+}
