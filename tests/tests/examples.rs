@@ -81,6 +81,56 @@ async fn login_rotates_the_id_protects_the_page_and_logout_destroys() {
     assert_eq!(b.get("/private").await.status, StatusCode::SEE_OTHER);
 }
 
+/// Logs `b` in as alice from a browser that says it is `agent`.
+async fn log_in(b: &mut Browser, agent: &str) {
+    let mut req = Request::post("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::USER_AGENT, agent)
+        .body(axum::body::Body::from("user=alice&password=wonderland"))
+        .unwrap();
+    if let Some(c) = &b.cookie {
+        req.headers_mut().insert(header::COOKIE, c.parse().unwrap());
+    }
+    let r = tessera_tests::send(&b.app, req).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let sc = r.set_cookie().expect("login cookie");
+    b.cookie = Some(sc.split(';').next().unwrap().to_owned());
+}
+
+#[tokio::test]
+async fn login_lists_your_devices_and_logs_out_everywhere_else() {
+    let app = tessera_examples::login::app(Secret::short_for_migration("s").unwrap());
+    let mut browsers: Vec<Browser> = (0..3).map(|_| Browser::new(app.clone())).collect();
+    for (i, b) in browsers.iter_mut().enumerate() {
+        log_in(b, &format!("browser-{i}")).await;
+    }
+    assert!(browsers[0].get("/").await.body.contains("your devices"));
+    let page = browsers[0].get("/devices").await.body;
+    assert_eq!(page.matches("<li class=device>").count(), 3, "{page}");
+    assert!(page.contains("browser-0 <b>(this device)</b>"), "{page}");
+    assert!(page.contains("browser-2, last seen 0 min ago"), "{page}");
+    let r = browsers[0]
+        .request(Request::post("/devices/logout-others"))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = browsers[0].get("/devices").await.body;
+    assert_eq!(page.matches("<li class=device>").count(), 1, "{page}");
+    for b in &mut browsers[1..] {
+        assert_eq!(
+            b.get("/private").await.status,
+            StatusCode::SEE_OTHER,
+            "a device logged out elsewhere still sees the private page"
+        );
+    }
+    assert!(
+        browsers[0]
+            .get("/private")
+            .await
+            .body
+            .contains("Only alice")
+    );
+}
+
 #[tokio::test]
 async fn compat_views_set_get_and_id() {
     let mut b = compat("--save-uninitialized").await;
