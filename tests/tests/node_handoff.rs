@@ -299,7 +299,7 @@ struct Shop {
 
 fn rust_router(options: SessionOptions, secrets: Secrets, store: impl SessionStore) -> Router {
     async fn state(s: &Session<Shop>) -> Value {
-        json!({"views": *s.views, "user": *s.user, "id": s.id()})
+        json!({"views": *s.views, "user": *s.user, "id": s.id(), "tied": s.user()})
     }
     let layer = SessionLayer::<Shop>::new(secrets)
         .with_store(store)
@@ -321,7 +321,11 @@ fn rust_router(options: SessionOptions, secrets: Secrets, store: impl SessionSto
             get(
                 |mut s: Session<Shop>, Query(q): Query<Vec<(String, String)>>| async move {
                     s.rotate_id().await.unwrap();
-                    s.user.set(q.into_iter().next().map(|(_, v)| v));
+                    let name = q.into_iter().next().map(|(_, v)| v);
+                    if let Some(name) = &name {
+                        s.set_user(name.clone());
+                    }
+                    s.user.set(name);
                     axum::Json(state(&s).await)
                 },
             ),
@@ -460,8 +464,16 @@ async fn rust_to_node(kind: Kind) {
     .await;
     let cookie = r.cookie().expect("a rotated cookie");
     let r = http_get(node.port, "/get", Some(&cookie), &[]).await;
+    let mut seen = r.json();
+    // Tessera's own entry (`set_user` at the login) is one more key to Node.
+    let meta = seen
+        .as_object_mut()
+        .unwrap()
+        .remove("_tessera")
+        .expect("Node loads Tessera's entry");
+    assert_eq!(meta["user"], "Zoë 🦀", "{meta}");
     assert_eq!(
-        r.json(),
+        seen,
         json!({"views": 1, "user": "Zoë 🦀"}),
         "Node reads Rust's session"
     );
@@ -475,13 +487,23 @@ async fn rust_to_node(kind: Kind) {
     assert_eq!(r.status, 200);
     let r = http_get(rust, "/get", Some(&cookie), &[]).await;
     assert_eq!(r.json()["views"], 5, "Rust sees Node's change");
+    assert_eq!(
+        r.json()["tied"],
+        "Zoë 🦀",
+        "Node's write kept the user tie: {}",
+        r.body
+    );
     let r = http_get(rust, "/views", Some(&cookie), &[]).await;
     assert_eq!(r.json()["views"], 6);
     let r = http_get(node.port, "/get", Some(&cookie), &[]).await;
+    let mut seen = r.json();
+    let kept = seen.as_object_mut().unwrap().remove("_tessera");
     assert_eq!(
-        r.json(),
-        json!({"views": 6, "user": "Zoë 🦀", "cart": ["tea"]})
+        kept,
+        Some(meta),
+        "Node and Rust writes kept Tessera's entry intact"
     );
+    assert_eq!(seen, json!({"views": 6, "user": "Zoë 🦀", "cart": ["tea"]}));
     shared.drop_namespace().await;
 }
 

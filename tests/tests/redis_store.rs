@@ -530,3 +530,69 @@ async fn the_patch_script_writes_exactly_what_patch_apply_to_json_writes() {
         );
     }
 }
+
+/// A record tied to `user`, living `days` days.
+fn tied(user: &str, days: u64) -> Record {
+    let mut r = record(Some(Duration::from_secs(days * 86_400)));
+    r.fields.insert(
+        tessera::META_KEY.into(),
+        json!({"created": 1_796_316_000_000_i64, "user": user}),
+    );
+    r
+}
+
+#[tokio::test]
+async fn a_users_set_lives_as_long_as_its_longest_session_and_is_not_counted_as_one() {
+    use tessera::SessionAdmin;
+    let test = "a_users_set_lives_as_long_as_its_longest_session_and_is_not_counted_as_one";
+    let mut stores = Vec::new();
+    for layout in [Layout::ConnectRedis, Layout::Hash] {
+        stores.extend(single(test, layout).await.map(|s| (s, false)));
+        if redis_cluster_urls().is_some() {
+            stores.extend(cluster(test, layout).await.map(|s| (s, true)));
+        }
+    }
+    const DAY_MS: i64 = 86_400_000;
+    for (store, on_cluster) in stores {
+        let raw = if on_cluster {
+            Raw::cluster().await
+        } else {
+            Raw::single().await
+        };
+        let user = unique("user");
+        let key = store.user_key(&user);
+        let pttl = || {
+            let (raw, cmd) = (raw.clone(), redis::cmd("PTTL").arg(&key).clone());
+            async move { raw.query::<i64>(&cmd).await }
+        };
+        let near = |ms: i64, days: i64| (days * DAY_MS - 5_000..=days * DAY_MS).contains(&ms);
+        let three = tied(&user, 3);
+        store.set("a", RecordView::from(&three)).await.unwrap();
+        assert!(near(pttl().await, 3), "{store:?}: {} ms", pttl().await);
+        // A renewal keeps the set alive as long as the renewed session...
+        let five = tied(&user, 5).cookie;
+        store
+            .touch("a", tessera::Touch::new(&five).with_user(Some(&user)))
+            .await
+            .unwrap();
+        assert!(near(pttl().await, 5), "{store:?}: {} ms", pttl().await);
+        // ...and so does a patch; a shorter session never shortens it.
+        let seven = tied(&user, 7).cookie;
+        let change = [FieldChange::set("views", json!(2))];
+        store
+            .patch("a", Patch::new(&seven, &change).with_user(Some(&user)))
+            .await
+            .unwrap();
+        assert!(near(pttl().await, 7), "{store:?}: {} ms", pttl().await);
+        store
+            .set("b", RecordView::from(&tied(&user, 2)))
+            .await
+            .unwrap();
+        assert!(near(pttl().await, 7), "{store:?}: {} ms", pttl().await);
+        // The set is not a session.
+        assert_eq!(store.len().await.unwrap(), 2, "{store:?}");
+        assert_eq!(store.user_sessions(&user).await.unwrap().len(), 2);
+        store.clear().await.unwrap();
+        assert_eq!(pttl().await, -2, "clear leaves the user's set behind");
+    }
+}

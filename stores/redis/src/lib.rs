@@ -441,11 +441,25 @@ impl RedisStore {
         hash_record(pairs, deadline).map(|loaded| Some(with_ttl(loaded, pttl)))
     }
 
-    async fn patch_text(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+    /// The user's set, when a patch script can keep it in the same round trip (one
+    /// node: every key on it).
+    fn index_in_script(&self, patch: &Patch<'_>) -> Option<String> {
+        match (&self.conn, patch.user()) {
+            (Conn::Single(_), Some(user)) => Some(self.user_key(user)),
+            _ => None,
+        }
+    }
+
+    /// The patch's outcome, and whether the script also indexed the id under its user.
+    async fn patch_text(&self, id: &str, patch: Patch<'_>) -> Result<(Outcome, bool), StoreError> {
         let key = self.key(id);
         let ttl = self.ttl_secs(patch.cookie());
         // In place, by the script (one round trip, only the changes sent)...
         let mut call = scripts::PATCH_TEXT.key(&key);
+        let index = self.index_in_script(&patch);
+        if let Some(user_key) = &index {
+            call.key(user_key);
+        }
         call.arg(ttl)
             .arg(patch.cookie().to_json())
             .arg(patch.changes().len());
@@ -462,9 +476,12 @@ impl RedisStore {
                 None => call.arg(""),
             };
         }
+        if index.is_some() {
+            call.arg(id).arg(self.index_ttl_ms(patch.cookie()));
+        }
         match self.eval::<i64>("patch", &call).await? {
             -1 => {}
-            answer => return outcome(answer),
+            answer => return outcome(answer).map(|o| (o, index.is_some())),
         }
         // ...or, for a text the script does not read (a key with escapes), by
         // compare-and-set on the text, patched here by serde_json's reading of it.
@@ -482,8 +499,8 @@ impl RedisStore {
             let mut call = scripts::COMPARE_AND_SET.key(&key);
             call.arg(&expected).arg(new).arg(ttl);
             match self.eval::<Value>("compare-and-set", &call).await? {
-                Value::Int(0) => return Ok(Outcome::Missing),
-                Value::Int(1) => return Ok(Outcome::Applied),
+                Value::Int(0) => return Ok((Outcome::Missing, false)),
+                Value::Int(1) => return Ok((Outcome::Applied, false)),
                 Value::BulkString(text) => current = Some(text),
                 _ => {
                     return Err(StoreError::backend(RedisStoreError::Unexpected(
@@ -497,10 +514,22 @@ impl RedisStore {
         )))
     }
 
-    async fn patch_hash(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
+    /// The patch's outcome, and whether the script also indexed the id under its user.
+    async fn patch_hash(&self, id: &str, patch: Patch<'_>) -> Result<(Outcome, bool), StoreError> {
         let mut call = scripts::HASH_PATCH.key(self.key(id));
         let removed = patch.changes().iter().filter(|c| c.value.is_none()).count();
         call.arg(self.ttl_ms(patch.cookie())).arg(removed);
+        let index = self.index_in_script(&patch);
+        match &index {
+            Some(user_key) => {
+                call.key(user_key)
+                    .arg(id)
+                    .arg(self.index_ttl_ms(patch.cookie()));
+            }
+            None => {
+                call.arg("").arg(0);
+            }
+        }
         if patch.cookie_attributes_changed() {
             call.arg("cookie").arg(patch.cookie().to_json());
         }
@@ -514,7 +543,7 @@ impl RedisStore {
         for change in patch.changes().iter().filter(|c| c.value.is_none()) {
             call.arg(&change.key);
         }
-        outcome(self.eval::<i64>("hash patch", &call).await?)
+        outcome(self.eval::<i64>("hash patch", &call).await?).map(|o| (o, index.is_some()))
     }
 
     async fn rotate_cluster(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
@@ -696,11 +725,13 @@ impl SessionStore for RedisStore {
     }
 
     async fn patch(&self, id: &str, patch: Patch<'_>) -> Result<Outcome, StoreError> {
-        let outcome = match self.settings.layout {
+        let (outcome, indexed) = match self.settings.layout {
             Layout::ConnectRedis => self.patch_text(id, patch).await?,
             Layout::Hash => self.patch_hash(id, patch).await?,
         };
-        if let (Outcome::Applied, Some(user)) = (outcome, patch.user()) {
+        if let (Outcome::Applied, Some(user), false) = (outcome, patch.user(), indexed) {
+            // After the write (a cluster, or the compare-and-set path): a revocation in
+            // between finds the id already tied, or sees a login that came after it.
             self.index(user, id, patch.cookie()).await?;
         }
         Ok(outcome)

@@ -21,6 +21,10 @@ use redis::Script;
 /// the place of its last change. (A test compares the two on generated texts.) Answers 0 when the key is missing, 1
 /// when written, and -1 (writing nothing) for a text it does not read (a key with
 /// escapes, or not a JSON object), which the store then patches by compare-and-set.
+///
+/// With a second key (single node only), the session is tied to a user: after writing,
+/// the id (`ARGV` after the changes) joins the user's set `KEYS[2]`, which then lives at
+/// least the milliseconds that follow, as [`INDEX`] does, in the same round trip.
 pub(crate) static PATCH_TEXT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -128,6 +132,13 @@ for c = 0, n - 1 do
 end
 out[#out + 1] = '}'
 redis.call('SET', KEYS[1], table.concat(out), 'EX', ttl)
+if KEYS[2] then
+  local idx_ttl = tonumber(ARGV[5 + 2 * n])
+  redis.call('SADD', KEYS[2], ARGV[4 + 2 * n])
+  if redis.call('PTTL', KEYS[2]) < idx_ttl then
+    redis.call('PEXPIRE', KEYS[2], idx_ttl)
+  end
+end
 return 1
 "#,
     )
@@ -190,9 +201,11 @@ return 1
     )
 });
 
-/// Hash layout: if the hash exists, set the `ARGV[3]` field pairs that follow, delete
-/// the `ARGV[2]` fields after them, and expire it after `ARGV[1]` milliseconds (≤ 0
-/// deletes). Answers 0 when the key is missing, 1 when written. Never recreates it.
+/// Hash layout: if the hash exists, set the field pairs from `ARGV[5]` on, delete the
+/// `ARGV[2]` fields after them, and expire it after `ARGV[1]` milliseconds (≤ 0
+/// deletes). Answers 0 when the key is missing, 1 when written. Never recreates it. With
+/// a second key (single node only), the id `ARGV[3]` then joins the user's set
+/// `KEYS[2]`, which lives at least `ARGV[4]` milliseconds, as [`INDEX`] does.
 pub(crate) static HASH_PATCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -204,13 +217,19 @@ if ttl <= 0 then
 end
 local removed = tonumber(ARGV[2])
 local pairs_end = #ARGV - removed
-for i = 3, pairs_end, 2 do
+for i = 5, pairs_end, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 for i = pairs_end + 1, #ARGV do
   redis.call('HDEL', KEYS[1], ARGV[i])
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
+if KEYS[2] then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[4]) then
+    redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  end
+end
 return 1
 ",
     )
