@@ -24,6 +24,20 @@ for scenario in A A-read B; do
   printf '| %s | %d | %d | %d | %d | %d |\n' "$scenario" "${per[bare]}" "${per[tessera]}" \
     "${per[tower-sessions]}" $((per[tessera] - per[bare])) $((per[tower-sessions] - per[bare]))
 done
+# The per-user index: the same requests on a session tied to a user (`set_user`).
+echo
+echo "| scenario | tessera, no user | tessera, tied to a user | difference |"
+echo "|---|---:|---:|---:|"
+for pair in "A U" "A-read U-read"; do
+  set -- $pair
+  declare -A tied=()
+  for scenario in "$1" "$2"; do
+    total=$(valgrind --tool=callgrind --callgrind-out-file="$out/user.$scenario" \
+      target/release/profile_requests tessera "$scenario" "$N" 2>&1 | awk '/Collected/ {print $4}')
+    tied[$scenario]=$((total / N))
+  done
+  printf '| %s | %d | %d | %+d |\n' "$1" "${tied[$1]}" "${tied[$2]}" $((tied[$2] - tied[$1]))
+done
 # Hostile input: the cost of a request must grow linearly with the keys of its session.
 KN="${KN:-200}"
 echo

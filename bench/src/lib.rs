@@ -108,6 +108,15 @@ mod with_tessera {
                 "/read",
                 get(|s: Session<Views>| async move { format!("views: {}", *s.views) }),
             )
+            // The session of scenarios U and U-read: tied to a user (the per-user index).
+            .route(
+                "/login",
+                get(|mut s: Session<Views>| async move {
+                    s.set_user("bench-user");
+                    s.set_user_agent(Some("bench/1"));
+                    "logged in"
+                }),
+            )
             .layer(layer)
             .merge(wide())
     }

@@ -46,6 +46,20 @@
 //! resurrection, the store's own expiry) and walks through implementing one. The
 //! `tessera-store-tests` crate checks a store against it.
 //!
+//! ## Beyond express-session
+//!
+//! - **Idle and absolute timeouts** together: `#[session(idle_timeout = "30m",
+//!   absolute_timeout = "12h")]`, or [`SessionOptions::idle_timeout`] and
+//!   [`SessionOptions::absolute_timeout`]. The creation time is kept in the record's
+//!   [`META_KEY`] entry, which Node services keep intact.
+//! - **A user's sessions**: [`Session::set_user`] at login, then
+//!   [`SessionAdmin::user_sessions`] ("your devices") and
+//!   [`SessionAdmin::destroy_user_sessions`] ("log out everywhere else") on the store.
+//! - **API clients** carry the signed id in a header instead of a cookie:
+//!   `#[session(id_header = "X-Session-Id")]`, see [`SessionOptions::id_header`] for
+//!   which wins and what it means for CSRF.
+//! - Tests travel in time without sleeping: [`SessionLayer::with_clock`].
+//!
 //! ## Deliberate differences
 //!
 //! - The session is persisted before the response is returned (no redirect race), and

@@ -1,7 +1,8 @@
 //! `profile_requests KIND SCENARIO N`: N in-process requests, for callgrind/perf
 //! (`valgrind --tool=callgrind target/release/profile_requests tessera A 20000`).
 //! SCENARIO is A, A-read, B, or (Tessera only) K<keys>: `views += 1` on a session that
-//! holds that many other keys.
+//! holds that many other keys, and U and U-read: A and A-read on a session tied to a
+//! user (`set_user`).
 
 use axum::body::Body;
 use axum::http::{Request, header};
@@ -24,8 +25,10 @@ fn main() {
     let app = tessera_bench::app(kind);
     // K2000, K8000: `views += 1` on a session that holds that many other keys (Tessera).
     let keys: Option<usize> = scenario.strip_prefix('K').and_then(|n| n.parse().ok());
+    let logged_in = scenario.starts_with('U');
     let first_path = match keys {
         Some(n) => format!("/wide/fill/{n}"),
+        None if logged_in => "/login".to_owned(),
         None => "/".to_owned(),
     };
     let Ok(first) = Request::get(first_path.as_str()).body(Body::empty()) else {
@@ -52,8 +55,8 @@ fn main() {
         ))
     });
     let (path, with_cookie) = match scenario.as_str() {
-        "A" => ("/", true),
-        "A-read" => ("/read", true),
+        "A" | "U" => ("/", true),
+        "A-read" | "U-read" => ("/read", true),
         _ if keys.is_some() => ("/wide", true),
         _ => ("/", false),
     };

@@ -43,13 +43,42 @@
 //!
 //! ## Redis Cluster
 //!
-//! Every operation touches one key, so it runs on the one node that owns the key's slot.
-//! The exception is moving a session to a new id (`rotate_id`), whose two keys live in
-//! different slots: on a single node it is one `RENAME`; on a cluster the old key is
+//! Every operation touches one key, so it runs on the one node that owns the key's slot
+//! (for the per-user sets, see below). The exception is moving a session to a new id
+//! (`rotate_id`), whose two keys live in different slots: on a single node it is one
+//! `RENAME`; on a cluster the old key is
 //! taken out (`DUMP`, `PTTL` and `DEL`, in one script) and then restored under the new
 //! key. A request on the old id after the first step sees no session, as after any
 //! rotation; if the second step fails, the session is lost (the user logs in again), and
 //! never duplicated.
+//!
+//! ## The per-user index
+//!
+//! A session tied to a user (`tessera::Session::set_user`) is also a member of the
+//! user's set, [`RedisStore::user_key`]: the prefix, `user:` and the user id
+//! (`sess:user:user-42`). The set lives at least as long as the user's longest session
+//! (each write and touch of such a session extends it, never shortens it) and at least
+//! the store's `ttl`. Sessions without a user never touch a set. Listing a user's
+//! sessions reads each member's record and prunes the members whose session expired,
+//! was destroyed, moved, or is no longer tied to that user.
+//!
+//! A revocation (`destroy_user_sessions`) takes each id out of the set, leaving a
+//! tombstone (`!<ms>:<id>`, kept a minute), and then deletes the session only if its
+//! record still names the user (a script on the session's key), so an index entry that
+//! went stale never ends someone else's session. It reads the set again until no new
+//! id appears. A session that moves to a new id (`rotate_id`) meanwhile adds the new id
+//! to the set and then looks for a tombstone of either id: if it finds one, it deletes
+//! the new key and answers `Missing`, so a move never carries a session out of a
+//! revocation. A request that still holds a revoked session cannot write it back: a
+//! patch never recreates a key.
+//!
+//! On Redis Cluster the user's set and the sessions live in different slots, so none of
+//! this is one script: every step above is a single-key command or script on its own
+//! node, and the ordering (tombstone before delete, new id in the set before the
+//! tombstone check) is what makes it safe. Round trips for a session with a user: a
+//! touch is one script on one node and two calls on a cluster; a patch is one script on
+//! one node (the set is kept in it) and two calls on a cluster; a new session with a
+//! user (`set`) and a move are two calls.
 //!
 //! ## The client
 //!

@@ -1,9 +1,11 @@
-//! The Lua scripts of the store. Each touches one key (or, for the single-node rename,
-//! two), so that each runs atomically on the node that holds the key, Cluster included.
+//! The Lua scripts of the store. Each touches one key, so that each runs atomically on
+//! the node that holds the key, Cluster included; on a single node only, the rename and
+//! the scripts that keep a user's set beside a session's write take a second key.
 //!
-//! No script decodes or re-encodes JSON: Redis's `cjson` rewrites numbers, escapes `/`
-//! and turns `[]` into `{}`. The text is patched in Rust and written only if it is still
-//! the text that was read (`redis.sha1hex`).
+//! No script re-encodes JSON: Redis's `cjson` rewrites numbers, escapes `/` and turns
+//! `[]` into `{}`. The text is patched in Rust or by a scanner, and written only if it
+//! is still the text that was read (`redis.sha1hex`). Only [`DESTROY_IF_USER`] decodes
+//! a record with `cjson`, to read its user, and it writes nothing back.
 
 use std::sync::LazyLock;
 
