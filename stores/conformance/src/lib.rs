@@ -7,7 +7,9 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let store = tessera::MemoryStore::default();
-//! tessera_store_tests::Suite::new(store).run().await.assert_passed();
+//! // `run()` for a store without `SessionAdmin`; `run_with_admin()` adds the per-user
+//! // index checks (`USER_CHECKS`).
+//! tessera_store_tests::Suite::new(store).run_with_admin().await.assert_passed();
 //! # }
 //! ```
 //!
