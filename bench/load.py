@@ -352,7 +352,11 @@ def main():
     ap.add_argument("--scenarios", default="A,A-read,B", help="comma-separated subset, for a quick look")
     ap.add_argument("--out")
     ap.add_argument("--set", default="memory", choices=sorted(SETS), help="memory, redis or pg")
+    ap.add_argument("--user-index", action="store_true",
+                    help="round trips and bytes of Tessera's requests with and without a user")
     a = ap.parse_args()
+    if a.user_index:
+        return user_index(a)
     if a.set != "memory":
         return network(a)
     rows = run_all(a.server, a.duration, a.connections, a.rounds, a.scenarios.split(","))
@@ -466,6 +470,34 @@ timed rounds: {"commands the server sent (MONITOR, without the commands a script
         text = previous.rstrip() + "\n\n" + section + "\n"
     with open(a.out, "w") as f:
         f.write(text)
+
+
+def user_index(a):
+    """What the per-user index costs a network store: round trips and bytes per request
+    of Tessera's servers, on a session without a user and on one tied to a user
+    (`/login` calls `set_user`), counted as in `calibrate`."""
+    kinds = [k for k in SETS[a.set] if k.startswith("tessera")]
+    reset_store(a.set)
+    print(f"| server | request | no user: round trips | tied to a user: round trips | no user: bytes | tied: bytes |")
+    print("|---|---|---:|---:|---:|---:|")
+    for kind in kinds:
+        proc, port = start(a.server, kind)
+        try:
+            anonymous = session_cookie(port)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as r:
+                tied = r.headers.get("Set-Cookie").split(";")[0]
+            for name, path in [("changed (A)", "/"), ("read only (A-read)", "/read")]:
+                if a.set == "pg":
+                    plain = (calibrate_pg(a.server, kind, path, anonymous), None)
+                    user = (calibrate_pg(a.server, kind, path, tied), None)
+                else:
+                    plain = calibrate(a.set, port, path, anonymous)
+                    user = calibrate(a.set, port, path, tied)
+                fmt = lambda v: "-" if v is None else f"{v:.2f}"
+                print(f"| {kind} | {name} | {fmt(plain[0])} | {fmt(user[0])} | {fmt(plain[1])} | {fmt(user[1])} |")
+        finally:
+            proc.terminate()
+            proc.wait()
 
 
 if __name__ == "__main__":

@@ -92,6 +92,14 @@ fn tessera(store: impl SessionStore) -> Router {
             "/read",
             get(|s: Session<Views>| async move { format!("views: {}", *s.views) }),
         )
+        // A session tied to a user, for the per-user index's round trips.
+        .route(
+            "/login",
+            get(|mut s: Session<Views>| async move {
+                s.set_user("bench-user");
+                "logged in"
+            }),
+        )
         .layer(layer)
 }
 

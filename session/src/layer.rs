@@ -554,11 +554,12 @@ pub(crate) async fn open<T: SessionData>(
     ctx: &Arc<Ctx>,
     parts: &Parts,
     secure: bool,
-) -> Result<State<T>, Option<SessionRejection>> {
+) -> Result<Box<State<T>>, Option<SessionRejection>> {
     let (transport, cookie_id) = ctx.read_id(&parts.headers);
     let genid_parts = ctx.genid.as_ref().map(|_| Arc::new(head_copy(parts)));
     // A new session reads the clock only if its cookie expires.
     let now = cookie_id.as_ref().map(|_| ctx.now_ms());
+    let mut stale = None;
     let loaded = match (&cookie_id, now) {
         (Some(id), Some(now)) => {
             let load = {
@@ -569,7 +570,11 @@ pub(crate) async fn open<T: SessionData>(
                 Ok(Some(found)) => {
                     let (keys, bytes) = found.fields.stored_size();
                     match ctx.options.check_size(keys, bytes.unwrap_or(0)) {
-                        Ok(()) => within_absolute_timeout(ctx, id, found, now).await,
+                        Ok(()) if past_absolute_timeout(ctx, &found, now) => {
+                            stale = Some(Box::from(id.as_str()));
+                            None
+                        }
+                        Ok(()) => Some(found),
                         Err(limit) => {
                             tracing::warn!(
                                 %limit,
@@ -605,82 +610,58 @@ pub(crate) async fn open<T: SessionData>(
     };
     let _now = now.map(time::lent);
     let state = match loaded {
-        Some((mut loaded, meta)) => {
+        Some(mut loaded) => {
             loaded.cookie.changed = false;
             let id = cookie_id.unwrap_or_default();
-            let mut state = State::<T>::loaded(
+            // Boxed here: the state moves on as a pointer.
+            Ok(Box::new(State::<T>::loaded(
                 Arc::clone(ctx),
                 id,
                 secure,
                 genid_parts,
                 loaded,
                 !ctx.options.resave,
-            );
-            if let Some(mut meta) = meta {
-                if meta.created.is_none() {
-                    // Written by Node, or before the option was on: counted from now.
-                    meta.created = now;
-                    state.meta_write = crate::session::MetaWrite::Changed;
-                }
-                state.meta = std::sync::OnceLock::from(meta);
-            }
-            Ok(state)
+                transport,
+                now.unwrap_or_default(),
+            )))
         }
         None => ctx.generate_id(genid_parts.as_deref()).map(|id| {
-            State::<T>::new(
+            Box::new(State::<T>::new(
                 Arc::clone(ctx),
                 id,
                 cookie_id.is_some(),
                 secure,
                 genid_parts,
-            )
+                transport,
+                stale,
+            ))
         }),
     };
-    state
-        .map(|state| State { transport, ..state })
-        .map_err(|error| {
-            tracing::error!(
-                error = &error as &dyn std::error::Error,
-                "could not create a session"
-            );
-            Some(SessionRejection::CreateFailed)
-        })
+    state.map_err(|error| {
+        tracing::error!(
+            error = &error as &dyn std::error::Error,
+            "could not create a session"
+        );
+        Some(SessionRejection::CreateFailed)
+    })
 }
 
-/// The loaded session, unless it is past the `absolute_timeout`: then it is destroyed
-/// (so that no instance loads it again) and the request starts a fresh session. With
-/// the option on, the record's entry comes along, read once.
-async fn within_absolute_timeout(
-    ctx: &Ctx,
-    id: &str,
-    found: LoadedRecord,
-    now: i64,
-) -> Option<(LoadedRecord, Option<crate::meta::Meta>)> {
+/// Whether a loaded session is past the `absolute_timeout` (then the request starts a
+/// fresh session, and the stale one is destroyed before the request's write).
+fn past_absolute_timeout(ctx: &Ctx, found: &LoadedRecord, now: i64) -> bool {
     let Some(limit) = ctx.options.absolute_timeout else {
-        return Some((found, None));
+        return false;
     };
-    let meta = found.meta();
-    let Some(created) = meta.created else {
-        return Some((found, Some(meta)));
-    };
-    if now < created.saturating_add(time::duration_ms(limit)) {
-        return Some((found, Some(meta)));
+    match found.meta().created {
+        Some(created) if now >= created.saturating_add(time::duration_ms(limit)) => {
+            tracing::info!(
+                created_ms = created,
+                "session reached its absolute timeout; destroying it and starting a fresh session"
+            );
+            true
+        }
+        _ => false,
     }
-    tracing::info!(
-        created_ms = created,
-        "session reached its absolute timeout; destroying it and starting a fresh session"
-    );
-    let destroy = {
-        let _now = time::lent(now);
-        ctx.store.destroy(id)
-    };
-    if let Err(error) = destroy.await {
-        tracing::warn!(
-            error = &error as &dyn std::error::Error,
-            "could not destroy a session past its absolute timeout; it is not used"
-        );
-    }
-    None
 }
 
 // A plain fn returning an async block rather than an `async fn`: an async fn keeps its
@@ -760,10 +741,23 @@ async fn finish<T: SessionData, St: SessionStore>(
     headers: &mut HeaderMap,
 ) -> Result<(), SessionError> {
     let opts = &ctx.options;
-    let by_cookie = st.transport == Transport::Cookie;
+    if let Some(stale) = st.stale_id.take() {
+        // The session this request found past its absolute timeout: destroyed, so that
+        // no instance loads it again.
+        if let Err(error) = store.destroy(&stale).await {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "could not destroy a session past its absolute timeout; it is not used"
+            );
+        }
+    }
+    // (Nothing more is held across the store calls below than before the per-user
+    // index: this future is boxed per request, and stays in the allocator's fast path.)
     match st.phase {
         Phase::Destroyed => {
-            if by_cookie && decide::clear_cookie_after_destroy(st.had_cookie) {
+            if st.transport == Transport::Cookie
+                && decide::clear_cookie_after_destroy(st.had_cookie)
+            {
                 append_cookie(headers, st.cookie.render_clear(&opts.name));
             }
             return Ok(());
@@ -773,7 +767,7 @@ async fn finish<T: SessionData, St: SessionStore>(
                 decide::after_unset(opts.unset, st.had_cookie)
             {
                 store.destroy(&st.id).await?;
-                if clear_cookie && by_cookie {
+                if clear_cookie && st.transport == Transport::Cookie {
                     append_cookie(headers, st.cookie.render_clear(&opts.name));
                 }
             }
@@ -807,7 +801,7 @@ async fn finish<T: SessionData, St: SessionStore>(
     let mut set_cookie = match decide::should_set_cookie(&facts) {
         decide::SetCookie::No => false,
         // The header goes back only with a new id: it has no attributes to renew.
-        _ if !by_cookie => facts.new_id || facts.id_changed,
+        _ if st.transport == Transport::Header => facts.new_id || facts.id_changed,
         decide::SetCookie::Send => true,
         decide::SetCookie::HeldBackInsecure => {
             if ctx
@@ -830,14 +824,15 @@ async fn finish<T: SessionData, St: SessionStore>(
     };
     time::lend(now, || st.cookie.touch());
     let lend = || time::lent(now);
-    changes.extend(st.meta_change());
-    let user = st.user();
+    if st.meta_write != crate::session::MetaWrite::Clean {
+        changes.extend(st.meta_change());
+    }
 
     let outcome = match decide::write(&facts) {
         decide::Write::Patch => {
             let write = {
                 let _now = lend();
-                store.patch(&st.id, st.patch(&changes).with_user(user))
+                store.patch(&st.id, st.patch(&changes).with_user(st.user()))
             };
             write.await?
         }
@@ -848,7 +843,7 @@ async fn finish<T: SessionData, St: SessionStore>(
                     &st.id,
                     st.record(&changes)
                         .uninitialized(!facts.modified)
-                        .with_user(user),
+                        .with_user(st.user()),
                 )
             };
             write.await?;
@@ -861,7 +856,7 @@ async fn finish<T: SessionData, St: SessionStore>(
                     &st.id,
                     Touch::new(&st.cookie)
                         .lazy_ms(st.loaded_deadline, opts.touch_after)
-                        .with_user(user),
+                        .with_user(st.user()),
                 )
             };
             write.await?

@@ -112,10 +112,14 @@ pub(crate) struct State<T: SessionData> {
     pub(crate) genid_parts: Option<Arc<Parts>>,
     /// Tessera's record entry: read from the baseline on first use (a session that
     /// never asks costs no lookup).
-    pub(crate) meta: std::sync::OnceLock<Meta>,
+    pub(crate) meta: std::sync::OnceLock<Option<Box<Meta>>>,
     pub(crate) meta_write: MetaWrite,
     /// Where the request carried the id, and so where the response sends it.
     pub(crate) transport: Transport,
+    /// The id of a stored session this request found past its absolute timeout: the
+    /// layer destroys it before its own write (not while loading, which would make
+    /// every request's extraction future larger).
+    pub(crate) stale_id: Option<Box<str>>,
 }
 
 impl<T: SessionData> State<T> {
@@ -126,16 +130,20 @@ impl<T: SessionData> State<T> {
         had_cookie: bool,
         request_secure: bool,
         genid_parts: Option<Arc<Parts>>,
+        transport: Transport,
+        stale_id: Option<Box<str>>,
     ) -> Self {
         let mut now = None;
         let mut clock = || *now.get_or_insert_with(|| ctx.now_ms());
         let cookie = SessionCookie::from_options(&ctx.options.cookie, request_secure, &mut clock);
         // The absolute timeout counts from here.
         let created = ctx.options.absolute_timeout.map(|_| clock());
-        let meta = Meta {
-            created,
-            ..Meta::default()
-        };
+        let meta = created.map(|created| {
+            Box::new(Meta {
+                created: Some(created),
+                ..Meta::default()
+            })
+        });
         Self {
             had_cookie,
             meta: std::sync::OnceLock::from(meta),
@@ -144,11 +152,16 @@ impl<T: SessionData> State<T> {
             } else {
                 MetaWrite::Clean
             },
+            transport,
+            stale_id,
             ..Self::assemble(ctx, id, request_secure, genid_parts, T::__fresh(), cookie)
         }
     }
 
     /// The session loaded from the store under the id the request's cookie carried.
+    /// With an absolute timeout, its record entry is read now (`now` stamps a creation
+    /// time on a record that has none: written by Node, or before the option was on).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn loaded(
         ctx: Arc<Ctx>,
         id: String,
@@ -156,9 +169,27 @@ impl<T: SessionData> State<T> {
         genid_parts: Option<Arc<Parts>>,
         loaded: LoadedRecord,
         saved_clean: bool,
+        transport: Transport,
+        now: i64,
     ) -> Self {
         let view = T::__load(&loaded.fields);
+        let (meta, meta_write) = match ctx.options.absolute_timeout {
+            None => (std::sync::OnceLock::new(), MetaWrite::Clean),
+            Some(_) => {
+                let mut meta = loaded.meta();
+                let write = if meta.created.is_none() {
+                    meta.created = Some(now);
+                    MetaWrite::Changed
+                } else {
+                    MetaWrite::Clean
+                };
+                (std::sync::OnceLock::from(Some(Box::new(meta))), write)
+            }
+        };
         Self {
+            transport,
+            meta,
+            meta_write,
             loaded_deadline: loaded.deadline,
             had_cookie: true,
             id_from_cookie: true,
@@ -199,6 +230,7 @@ impl<T: SessionData> State<T> {
             meta: std::sync::OnceLock::new(),
             meta_write: MetaWrite::Clean,
             transport: Transport::Cookie,
+            stale_id: None,
         }
     }
 
@@ -258,29 +290,40 @@ impl<T: SessionData> State<T> {
         RecordView::of(&self.cookie, base, changes)
     }
 
-    /// Tessera's record entry, read from the stored fields on first use.
-    pub(crate) fn meta(&self) -> &Meta {
-        self.meta.get_or_init(|| {
-            self.baseline
-                .as_ref()
-                .and_then(|b| b.value(META_KEY))
-                .map(|v| Meta::from_value(&v))
-                .unwrap_or_default()
-        })
+    /// Tessera's record entry (`None`: the record has none), read from the stored
+    /// fields on first use.
+    pub(crate) fn meta(&self) -> Option<&Meta> {
+        self.meta
+            .get_or_init(|| {
+                self.baseline
+                    .as_ref()
+                    .and_then(|b| b.value(META_KEY))
+                    .map(|v| Box::new(Meta::from_value(&v)))
+            })
+            .as_deref()
     }
 
     fn meta_mut(&mut self) -> &mut Meta {
-        let meta = self.meta().clone();
-        self.meta = std::sync::OnceLock::from(meta);
+        let meta = self.meta().cloned().unwrap_or_default();
+        self.meta = std::sync::OnceLock::from(Some(Box::new(meta)));
         match self.meta.get_mut() {
-            Some(meta) => meta,
-            None => unreachable!("the entry was just set"),
+            Some(Some(meta)) => meta,
+            _ => unreachable!("the entry was just set"),
         }
     }
 
-    /// The user the session is tied to.
+    /// The user the session is tied to. The end of every request asks, so a record
+    /// without an entry answers without initialising the cached entry.
     pub(crate) fn user(&self) -> Option<&str> {
-        self.meta().user.as_deref()
+        if self.meta.get().is_none()
+            && !self
+                .baseline
+                .as_ref()
+                .is_some_and(|b| b.get(META_KEY).is_some())
+        {
+            return None;
+        }
+        self.meta().and_then(|m| m.user.as_deref())
     }
 
     /// The write of the record entry, if it has something new.
@@ -288,7 +331,7 @@ impl<T: SessionData> State<T> {
         if self.meta_write == MetaWrite::Clean {
             return None;
         }
-        Some(match self.meta().to_value() {
+        Some(match self.meta().and_then(Meta::to_value) {
             Some(v) => FieldChange::set(META_KEY, v),
             None => FieldChange::remove(META_KEY),
         })
@@ -539,7 +582,7 @@ async fn extract<T: SessionData>(parts: &Parts) -> Result<Option<Session<T>>, Se
             return answer.map_or(Ok(None), Err);
         }
         Stage::Unopened => match crate::layer::open::<T>(&slot.ctx, parts, slot.secure).await {
-            Ok(state) => Box::new(state),
+            Ok(state) => state,
             Err(answer) => {
                 slot.put(Stage::Closed(answer.clone()));
                 return answer.map_or(Ok(None), Err);
@@ -655,18 +698,18 @@ impl<T: SessionData> Session<T> {
                 return Err(st.lost());
             }
         }
-        let transport = st.transport;
         let fresh = State::new(
             Arc::clone(&st.ctx),
             new_id,
             st.had_cookie,
             st.request_secure,
             st.genid_parts.take(),
+            st.transport,
+            st.stale_id.take(),
         );
         // The id change itself counts as a modification.
         *st = State {
             id_changed: true,
-            transport,
             ..fresh
         };
         Ok(())
@@ -824,7 +867,10 @@ impl<T: SessionData> Session<T> {
     /// When the session was created, if known: always with `absolute_timeout`, and
     /// from the first `set_user` otherwise.
     pub fn created(&self) -> Option<std::time::SystemTime> {
-        self.st().meta().created.map(crate::time::ms_to_system_time)
+        self.st()
+            .meta()
+            .and_then(|m| m.created)
+            .map(crate::time::ms_to_system_time)
     }
 
     /// The session's fields as they would be stored now, as a JSON object (keys the
