@@ -316,10 +316,10 @@ impl<T: SessionData> State<T> {
     /// without an entry answers without initialising the cached entry.
     pub(crate) fn user(&self) -> Option<&str> {
         if self.meta.get().is_none()
-            && !self
+            && self
                 .baseline
                 .as_ref()
-                .is_some_and(|b| b.get(META_KEY).is_some())
+                .is_none_or(|b| b.get(META_KEY).is_none())
         {
             return None;
         }
