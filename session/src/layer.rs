@@ -570,7 +570,10 @@ pub(crate) async fn open<T: SessionData>(
                 Ok(Some(found)) => {
                     let (keys, bytes) = found.fields.stored_size();
                     match ctx.options.check_size(keys, bytes.unwrap_or(0)) {
-                        Ok(()) if past_absolute_timeout(ctx, &found, now) => {
+                        Ok(())
+                            if ctx.options.absolute_timeout.is_some()
+                                && past_absolute_timeout(ctx, &found, now) =>
+                        {
                             stale = Some(Box::from(id.as_str()));
                             None
                         }

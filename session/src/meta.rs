@@ -53,10 +53,31 @@ impl Meta {
         }
     }
 
+    /// The entry from its JSON text: read straight into the fields (no `Value` map on
+    /// the way), or, when a field has an unexpected type, leniently through a `Value`.
     pub(crate) fn from_json(text: &[u8]) -> Self {
-        serde_json::from_slice::<Value>(text)
-            .map(|v| Self::from_value(&v))
-            .unwrap_or_default()
+        #[derive(serde::Deserialize)]
+        struct Wire<'a> {
+            #[serde(default)]
+            created: Option<i64>,
+            #[serde(default, borrow)]
+            user: Option<std::borrow::Cow<'a, str>>,
+            #[serde(default, borrow)]
+            agent: Option<std::borrow::Cow<'a, str>>,
+        }
+        match serde_json::from_slice::<Wire<'_>>(text) {
+            Ok(w) => Self {
+                created: w.created,
+                user: w
+                    .user
+                    .filter(|u| !u.is_empty() && u.len() <= MAX_USER_LEN)
+                    .map(std::borrow::Cow::into_owned),
+                agent: w.agent.as_deref().map(cut_agent),
+            },
+            Err(_) => serde_json::from_slice::<Value>(text)
+                .map(|v| Self::from_value(&v))
+                .unwrap_or_default(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -79,6 +100,29 @@ impl Meta {
             o.insert("agent".to_owned(), Value::from(a.as_str()));
         }
         Some(Value::Object(o))
+    }
+}
+
+/// The `user` of an entry's JSON text, borrowed from it: the end of every request
+/// asks for it (a store may index by it), so the common entry is read by the record
+/// scanner without decoding or allocating. `None` when the text has no such user;
+/// `Err(())` when the scanner does not read it (escapes, odd shapes): then decode it.
+pub(crate) fn user_in(text: &[u8]) -> Result<Option<&str>, ()> {
+    let entries = crate::baseline::scan_object(text).ok_or(())?;
+    let Some((_, value)) = entries
+        .iter()
+        .rev()
+        .find(|(k, _)| crate::baseline::span_text(text, *k) == b"user")
+    else {
+        return Ok(None);
+    };
+    match crate::baseline::span_text(text, *value) {
+        [b'"', inner @ .., b'"'] if !inner.contains(&b'\\') => {
+            let user = std::str::from_utf8(inner).map_err(|_| ())?;
+            Ok((!user.is_empty() && user.len() <= MAX_USER_LEN).then_some(user))
+        }
+        b"null" => Ok(None),
+        _ => Err(()),
     }
 }
 
@@ -119,6 +163,35 @@ mod tests {
         assert!(Meta::from_json(b"{not json").is_empty());
         let long = "x".repeat(MAX_USER_LEN + 1);
         assert_eq!(Meta::from_value(&json!({ "user": long })).user, None);
+    }
+
+    #[test]
+    fn the_user_is_read_from_the_text_as_a_decoder_reads_it() {
+        for text in [
+            r#"{"created":1,"user":"alice","agent":"x"}"#,
+            r#"{ "user" : "alice" }"#,
+            r#"{"user":null}"#,
+            r#"{"created":1}"#,
+            r#"{"user":""}"#,
+            r#"{"user":"a\"b"}"#,
+            r#"{"user":42}"#,
+            r#"{"user":"x","user":"y"}"#,
+            r#"{"user":"Zoë 🦀"}"#,
+            "[1]",
+            "{broken",
+        ] {
+            let decoded = Meta::from_json(text.as_bytes()).user;
+            match user_in(text.as_bytes()) {
+                Ok(user) => assert_eq!(user, decoded.as_deref(), "{text}"),
+                Err(()) => assert!(
+                    text.contains('\\')
+                        || text.contains("42")
+                        || !text.starts_with('{')
+                        || text.contains("broken"),
+                    "the scanner gave up on {text}"
+                ),
+            }
+        }
     }
 
     #[test]

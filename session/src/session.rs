@@ -297,8 +297,13 @@ impl<T: SessionData> State<T> {
             .get_or_init(|| {
                 self.baseline
                     .as_ref()
-                    .and_then(|b| b.value(META_KEY))
-                    .map(|v| Box::new(Meta::from_value(&v)))
+                    .and_then(|b| b.get(META_KEY))
+                    .map(|stored| {
+                        Box::new(match stored {
+                            crate::baseline::StoredValue::Json(text) => Meta::from_json(text),
+                            crate::baseline::StoredValue::Value(v) => Meta::from_value(v),
+                        })
+                    })
             })
             .as_deref()
     }
@@ -315,13 +320,17 @@ impl<T: SessionData> State<T> {
     /// The user the session is tied to. The end of every request asks, so a record
     /// without an entry answers without initialising the cached entry.
     pub(crate) fn user(&self) -> Option<&str> {
-        if self.meta.get().is_none()
-            && self
-                .baseline
-                .as_ref()
-                .is_none_or(|b| b.get(META_KEY).is_none())
-        {
-            return None;
+        if self.meta.get().is_none() {
+            // Not read yet: borrow the user from the stored text if the scanner reads it.
+            match self.baseline.as_ref().and_then(|b| b.get(META_KEY)) {
+                None => return None,
+                Some(crate::baseline::StoredValue::Json(text)) => {
+                    if let Ok(user) = crate::meta::user_in(text) {
+                        return user;
+                    }
+                }
+                Some(crate::baseline::StoredValue::Value(_)) => {}
+            }
         }
         self.meta().and_then(|m| m.user.as_deref())
     }

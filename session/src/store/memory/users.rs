@@ -46,11 +46,17 @@ impl MemoryStore {
     /// Adds `id` to `user`'s sessions (in the locked `shard`), pruning the dead ones when
     /// the id is new to the list.
     pub(super) fn index(&self, shard: &mut UserShard, user: &str, id: &str) {
-        let ids = shard.entry(user.to_owned()).or_default();
-        if !ids.iter().any(|i| i == id) {
-            ids.retain(|i| self.tied(i, user).is_some());
-            ids.push(id.to_owned());
+        // Every write of a logged-in session comes here: the common case (indexed
+        // already) allocates nothing.
+        if shard
+            .get(user)
+            .is_some_and(|ids| ids.iter().any(|i| i == id))
+        {
+            return;
         }
+        let ids = shard.entry(user.to_owned()).or_default();
+        ids.retain(|i| self.tied(i, user).is_some());
+        ids.push(id.to_owned());
     }
 
     /// Prunes one index shard, unless a request holds it (the sweep then skips it).
