@@ -16,7 +16,13 @@ use tessera_rules::date as time;
 
 use proc_macro::TokenStream;
 
-/// Derives `tessera::SessionData`. See the `tessera` crate for the attributes.
+/// Derives `tessera::SessionData`: the field table, the change-tracking view and the
+/// compile-time-checked default options of your session struct.
+///
+/// Every `#[session(...)]` option, with its forms, default, express-session name,
+/// run-time setter and configuration key, is in the
+/// [attribute reference](https://docs.rs/tessera/latest/tessera/#attribute-reference) of
+/// the `tessera` crate's documentation.
 #[proc_macro_derive(SessionData, attributes(session))]
 pub fn derive_session_data(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);

@@ -25,12 +25,11 @@ use crate::record::{LoadedRecord, Touch};
 use crate::session::{
     Phase, SessionError, SessionRejection, SessionSlot, Slot, Stage, State, store_down_answer,
 };
-use crate::signing::{
-    HmacSigner, Secrets, Signer, URL_SAFE_ALPHABET, base64_into, remembered_id, unsign_remembering,
-};
+use crate::signing::{HmacSigner, Secrets, Signer, URL_SAFE_NO_PAD, base64_into};
 use crate::store::memory::MemoryStore;
 use crate::store::{DynStore, Outcome, SessionStore, StoreError};
 use crate::time;
+use crate::verified::{remembered_id, unsign_remembering};
 
 /// Longest session id accepted from a cookie or a custom `genid`.
 pub(crate) const MAX_ID_LEN: usize = 256;
@@ -90,7 +89,7 @@ pub(crate) fn default_id() -> Result<String, SessionError> {
     })
     .map_err(SessionError::Random)?;
     let mut out = String::with_capacity(32);
-    base64_into(&id, URL_SAFE_ALPHABET, &mut out);
+    base64_into(&id, &URL_SAFE_NO_PAD, &mut out);
     Ok(out)
 }
 
@@ -116,6 +115,8 @@ pub(crate) struct Ctx {
     pub(crate) alerts: Arc<crate::gate::Alerts>,
     /// The clock, if the application replaced the system's ([`SessionLayer::with_clock`]).
     pub(crate) clock: Option<Arc<Clock>>,
+    /// Whether verified cookie values are remembered per thread (`verified.rs`).
+    pub(crate) remember_verified: bool,
 }
 
 impl Ctx {
@@ -223,10 +224,9 @@ impl Ctx {
             }
             return None;
         }
-        let remembered = if let CookieSigner::Default = self.signer {
-            remembered_id(&self.secrets, raw)
-        } else {
-            None
+        let remembered = match self.signer {
+            CookieSigner::Default if self.remember_verified => remembered_id(&self.secrets, raw),
+            _ => None,
         };
         let id = match remembered {
             Some(id) => Some(id),
@@ -279,7 +279,14 @@ impl Ctx {
             );
         }
         // The default signer's id is the start of `signed` ("s:" + id + "." + signature).
-        let Some(len) = unsign_remembering(&self.secrets, raw, signed).map(str::len) else {
+        let verified = if self.remember_verified {
+            unsign_remembering(&self.secrets, raw, signed)
+        } else {
+            self.secrets
+                .iter()
+                .find_map(|secret| HmacSigner.unsign(signed, secret))
+        };
+        let Some(len) = verified.map(str::len) else {
             return Some(None);
         };
         Some(Some(match value {
@@ -358,6 +365,7 @@ impl<T: SessionData> SessionLayer<T> {
                 genid: None,
                 alerts: Arc::default(),
                 clock: None,
+                remember_verified: true,
             }),
             store,
             _data: PhantomData,
@@ -390,6 +398,16 @@ impl<T, St> SessionLayer<T, St> {
     pub fn with_signer(mut self, signer: impl Signer) -> Self {
         let ctx = self.ctx_mut();
         ctx.signer = CookieSigner::Custom(Arc::new(signer));
+        self
+    }
+
+    /// Whether each thread remembers the cookie values it verified (on by default), so
+    /// that a browser's repeated cookie costs one constant-time comparison instead of an
+    /// HMAC. `false` verifies every request; the module docs of the cache (64 KiB per
+    /// thread, what it keys on, why it is safe) are in the crate's source, `verified.rs`.
+    /// A custom [`Signer`] is never cached either way.
+    pub fn remember_verified_cookies(mut self, on: bool) -> Self {
+        self.ctx_mut().remember_verified = on;
         self
     }
 
@@ -893,6 +911,36 @@ mod tests {
     use crate::signing::Secret;
 
     #[test]
+    fn with_the_cache_turned_off_a_verified_cookie_is_not_remembered() {
+        for remember in [false, true] {
+            let ctx = Ctx {
+                store: Arc::new(MemoryStore::default()),
+                signer: CookieSigner::Default,
+                secrets: Secrets::from(
+                    Secret::new("a test secret that is long enough to sign").unwrap(),
+                ),
+                options: SessionOptions::default(),
+                genid: None,
+                alerts: Arc::default(),
+                clock: None,
+                remember_verified: remember,
+            };
+            let id = default_id().unwrap();
+            let cookie = ctx.render_cookie(&SessionCookie::default(), &id);
+            let pair = cookie.split(';').next().unwrap();
+            let raw = pair.split_once('=').unwrap().1;
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::COOKIE, HeaderValue::from_str(pair).unwrap());
+            assert_eq!(ctx.read_id(&headers).1.as_deref(), Some(id.as_str()));
+            assert_eq!(
+                remembered_id(&ctx.secrets, raw.as_bytes()).is_some(),
+                remember,
+                "remember_verified_cookies({remember})"
+            );
+        }
+    }
+
+    #[test]
     fn the_default_cookie_written_in_place_equals_the_generic_rendering() {
         let secrets = Secrets::from(Secret::short_for_migration("keyboard cat").unwrap());
         let ctx = Ctx {
@@ -903,6 +951,7 @@ mod tests {
             genid: None,
             alerts: Arc::default(),
             clock: None,
+            remember_verified: true,
         };
         let cookie = SessionCookie::default();
         let mut ids: Vec<String> = (0..200).filter_map(|_| default_id().ok()).collect();

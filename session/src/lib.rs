@@ -60,6 +60,76 @@
 //!   which wins and what it means for CSRF.
 //! - Tests travel in time without sleeping: [`SessionLayer::with_clock`].
 //!
+//! ## Attribute reference
+//!
+//! `#[derive(SessionData)]` reads `#[session(...)]` on the struct (the options) and on
+//! fields. Every option is checked at compile time by the same rules that
+//! [`SessionOptions`] applies at run time to values from configuration
+//! ([`SessionOptions::set`], [`SessionOptions::with_config`], [`SessionOptions::with_env`]
+//! with its prefix, for example `SESSION_COOKIE_MAX_AGE`). Durations are written with a
+//! unit (`"90s"`, `"30m"`, `"12h"`, `"7d"`, `"1500ms"`); a bare number is refused,
+//! because express counts milliseconds where a Rust reader expects seconds.
+//!
+//! | attribute | forms | default | express-session | run-time setter | config key (env suffix) |
+//! |---|---|---|---|---|---|
+//! | `name` (alias `key`) | `name = "sid"` | `"connect.sid"` | `name` | [`SessionOptions::name`] | `name` (`NAME`) |
+//! | `cookie(max_age)` | `cookie(max_age = "30m")` | none: a browser-session cookie | `cookie.maxAge` (ms) | [`SessionOptions::max_age`] | `cookie.max_age` (`COOKIE_MAX_AGE`) |
+//! | `cookie(expires)` | `cookie(expires = "2027-01-01T00:00:00Z")` | none | `cookie.expires` | [`SessionOptions::expires`] | `cookie.expires` (`COOKIE_EXPIRES`) |
+//! | `cookie(path)` | `cookie(path = "/app")` | `"/"` | `cookie.path` | [`SessionOptions::cookie_path`] | `cookie.path` (`COOKIE_PATH`) |
+//! | `cookie(domain)` | `cookie(domain = "example.com")` | none: host-only | `cookie.domain` | [`SessionOptions::cookie_domain`] | `cookie.domain` (`COOKIE_DOMAIN`) |
+//! | `cookie(http_only)` | `cookie(http_only = false)` | `true` | `cookie.httpOnly` | [`SessionOptions::http_only`] | `cookie.http_only` (`COOKIE_HTTP_ONLY`) |
+//! | `cookie(secure)` | `cookie(secure = true)`, `false`, `"auto"` | `false` | `cookie.secure` | [`SessionOptions::secure`] | `cookie.secure` (`COOKIE_SECURE`) |
+//! | `cookie(same_site)` | `"strict"`, `"lax"`, `"none"`, `"auto"` | not sent | `cookie.sameSite` | [`SessionOptions::same_site`] | `cookie.same_site` (`COOKIE_SAME_SITE`) |
+//! | `cookie(partitioned)` | `cookie(partitioned = true)` | `false` | `cookie.partitioned` | [`SessionOptions::partitioned`] | `cookie.partitioned` (`COOKIE_PARTITIONED`) |
+//! | `cookie(priority)` | `"low"`, `"medium"`, `"high"` | not sent | `cookie.priority` | [`SessionOptions::priority`] | `cookie.priority` (`COOKIE_PRIORITY`) |
+//! | `rolling` | `rolling`, `rolling = true` | `false` | `rolling` | [`SessionOptions::rolling`] | `rolling` (`ROLLING`) |
+//! | `resave` | `resave = false` | `true` (with a start-up warning, as express) | `resave` | [`SessionOptions::resave`] | `resave` (`RESAVE`) |
+//! | `save_uninitialized` | `save_uninitialized = false` | `true` (with a warning) | `saveUninitialized` | [`SessionOptions::save_uninitialized`] | `save_uninitialized` (`SAVE_UNINITIALIZED`) |
+//! | `unset` | `"keep"`, `"destroy"` | `"keep"` | `unset` | [`SessionOptions::unset`] | `unset` (`UNSET`) |
+//! | `proxy` | `proxy = true` | unset: the connection only | `proxy` | [`SessionOptions::proxy`] | `proxy` (`PROXY`) |
+//! | `idle_timeout` | `idle_timeout = "30m"` | none | (`maxAge` with `rolling`) | [`SessionOptions::idle_timeout`] | `idle_timeout` (`IDLE_TIMEOUT`) |
+//! | `absolute_timeout` | `absolute_timeout = "12h"` | none | — | [`SessionOptions::absolute_timeout`] | `absolute_timeout` (`ABSOLUTE_TIMEOUT`) |
+//! | `id_header` | `id_header = "X-Session-Id"` | none: cookies only | — | [`SessionOptions::id_header`] | `id_header` (`ID_HEADER`) |
+//!
+//! Combinations that browsers reject are compile errors too: `same_site = "none"` or
+//! `partitioned` without `secure = true`, `__Host-` and `__Secure-` names without it, a
+//! `__Host-` cookie with a domain or a path other than `/`, `max_age` with `expires`,
+//! `idle_timeout` with a cookie lifetime or `rolling = false`, and an `absolute_timeout`
+//! shorter than the `idle_timeout`. Secrets, the store, `genid` and `signature` are
+//! run-time values: [`SessionLayer::new`], [`SessionLayer::with_store`],
+//! [`SessionLayer::with_genid`], [`SessionLayer::with_signer`].
+//!
+//! On fields: `#[session(rename = "cartItems")]` stores the field under another key,
+//! `#[session(skip)]` keeps it out of the store (its `Default` on every load), and
+//! `#[session(flatten)]` on one `serde_json::Map<String, Value>` field receives the
+//! stored keys the struct does not declare. The keys `cookie` and `_tessera`
+//! ([`META_KEY`]) are reserved.
+//!
+//! ```
+//! use tessera::SessionData;
+//!
+//! #[derive(SessionData, Default)]
+//! #[session(
+//!     name = "__Host-sid",
+//!     cookie(path = "/", http_only = true, secure = true, same_site = "lax", priority = "high"),
+//!     idle_timeout = "30m",
+//!     absolute_timeout = "12h",
+//!     resave = false,
+//!     save_uninitialized = false,
+//!     unset = "destroy",
+//!     proxy = true
+//! )]
+//! struct Account {
+//!     user: Option<String>,
+//!     #[session(rename = "cartItems")]
+//!     cart: Vec<String>,
+//!     #[session(skip)]
+//!     scratch: u32,
+//!     #[session(flatten)]
+//!     rest: serde_json::Map<String, serde_json::Value>,
+//! }
+//! ```
+//!
 //! ## Deliberate differences
 //!
 //! - The session is persisted before the response is returned (no redirect race), and
@@ -92,6 +162,7 @@ mod session;
 mod signing;
 pub mod store;
 mod time;
+mod verified;
 
 pub use cookie::{MAX_COOKIE_AGE, SessionCookie};
 pub use data::{__private, EncodeError, Field, SessionData};
@@ -132,12 +203,12 @@ pub mod __bench {
     /// default signer: from the values this thread verified before, else decoded and
     /// verified (and then remembered).
     pub fn read_signed_cookie(secrets: &crate::Secrets, raw: &str) -> Option<String> {
-        if let Some(id) = crate::signing::remembered_id(secrets, raw.as_bytes()) {
+        if let Some(id) = crate::verified::remembered_id(secrets, raw.as_bytes()) {
             return Some(id);
         }
         let decoded = crate::cookie::decode_cookie_value(raw.as_bytes())?;
         let signed = decoded.strip_prefix("s:")?;
-        crate::signing::unsign_remembering(secrets, raw.as_bytes(), signed).map(str::to_owned)
+        crate::verified::unsign_remembering(secrets, raw.as_bytes(), signed).map(str::to_owned)
     }
 
     /// A default session id (24 random bytes, base64url).

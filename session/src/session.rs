@@ -449,11 +449,20 @@ pub enum SessionRejection {
     /// No `SessionLayer<T>` for this `T` wraps the route, the request is outside the
     /// cookie path, or the store was down with [`crate::StoreErrorPolicy::ContinueWithoutSession`].
     /// Use `Option<Session<T>>` where that is expected.
-    #[error("no session for this request: is SessionLayer<T> installed for this route and path?")]
-    NoSession,
+    #[error(
+        "no Session<{session_type}> for this request: is SessionLayer<{session_type}> installed \
+         for this route, and is the request under its cookie path?"
+    )]
+    NoSession {
+        /// The session struct the handler asked for (`std::any::type_name`).
+        session_type: &'static str,
+    },
     /// `Session<T>` was extracted twice in one request.
-    #[error("the session was already extracted in this request")]
-    AlreadyExtracted,
+    #[error("the Session<{session_type}> was already extracted in this request")]
+    AlreadyExtracted {
+        /// The session struct the handler asked for (`std::any::type_name`).
+        session_type: &'static str,
+    },
     /// The store failed while loading the session ([`crate::StoreErrorPolicy::Fail`]).
     #[error("session store unavailable")]
     StoreUnavailable,
@@ -563,7 +572,9 @@ impl<T: SessionData, S: Send + Sync> FromRequestParts<S> for Session<T> {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        extract(parts).await?.ok_or(SessionRejection::NoSession)
+        extract(parts).await?.ok_or(SessionRejection::NoSession {
+            session_type: std::any::type_name::<T>(),
+        })
     }
 }
 
@@ -585,7 +596,11 @@ async fn extract<T: SessionData>(parts: &Parts) -> Result<Option<Session<T>>, Se
     };
     let state = match slot.take() {
         Stage::Ready(state) => state,
-        Stage::Lent => return Err(SessionRejection::AlreadyExtracted),
+        Stage::Lent => {
+            return Err(SessionRejection::AlreadyExtracted {
+                session_type: std::any::type_name::<T>(),
+            });
+        }
         Stage::Closed(answer) => {
             slot.put(Stage::Closed(answer.clone()));
             return answer.map_or(Ok(None), Err);

@@ -488,6 +488,28 @@ async fn extracting_the_session_twice_at_once_is_rejected_not_deadlocked() {
         .expect("no deadlock");
     assert_eq!(r.status, 500);
     assert!(r.body.contains("already extracted"), "{}", r.body);
+    assert!(r.body.contains("Session<methods::Shop>"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_route_without_the_layer_answers_500_naming_the_session_type_it_lacks() {
+    async fn needs(s: Session<Shop>) -> String {
+        s.id().to_owned()
+    }
+    let app = Router::new().route("/", get(needs));
+    let r = tessera_tests::send(
+        &app,
+        axum::http::Request::get("/")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.body,
+        "no Session<methods::Shop> for this request: is SessionLayer<methods::Shop> installed \
+         for this route, and is the request under its cookie path?"
+    );
 }
 
 #[tokio::test]
