@@ -153,6 +153,7 @@ fn expand(c: &Container) -> TokenStream {
     let mut encode = Vec::new();
     let mut diff = Vec::new();
     let mut settle = Vec::new();
+    let mut snapshot = Vec::new();
     let mut ops_fns = Vec::new();
     for (i, f) in c.fields.iter().enumerate() {
         let name = &f.ident;
@@ -191,6 +192,7 @@ fn expand(c: &Container) -> TokenStream {
                 encode.push(quote!(#tracked::#ops().encode_into(#key, &#d, out)?;));
                 diff.push(quote!(#tracked::#ops().diff(&view.#name, #key, baseline, all, out)?;));
                 settle.push(quote!(view.#name.__settle();));
+                snapshot.push(quote!(#name: #tracked::#ops().copy(#key, &view.#name)?));
             }
             FieldKind::Flatten => {
                 view_fields.push(quote!(#fvis #name: ::tessera::Field<#ty>));
@@ -207,11 +209,14 @@ fn expand(c: &Container) -> TokenStream {
                 });
                 diff.push(quote!(#p::diff_flatten(&view.#name, baseline, DECLARED, all, out);));
                 settle.push(quote!(view.#name.__settle();));
+                snapshot.push(quote!(#name: ::core::clone::Clone::clone(&*view.#name)));
             }
             FieldKind::Skip => {
                 view_fields.push(quote!(#fvis #name: #ty));
                 fresh.push(quote!(#name: #d));
                 load.push(quote!(#name: #d));
+                // Not stored, and not required to be `Clone`: the snapshot has its default.
+                snapshot.push(quote!(#name: #d));
             }
         }
     }
@@ -285,6 +290,12 @@ fn expand(c: &Container) -> TokenStream {
             #[allow(unused_variables)]
             fn __settle(view: &mut #tracked) {
                 #(#settle)*
+            }
+
+            #[allow(unused_variables)]
+            fn __snapshot(view: &#tracked) -> ::core::result::Result<#ident, ::tessera::EncodeError> {
+                let #ident { #(#defaults,)* } = #tracked::__tessera_defaults();
+                ::core::result::Result::Ok(#ident { #(#snapshot,)* })
             }
         }
     }

@@ -49,6 +49,8 @@ pub trait SessionData: Default + Send + 'static {
     ) -> Result<(), EncodeError>;
     #[doc(hidden)]
     fn __settle(view: &mut Self::Tracked);
+    #[doc(hidden)]
+    fn __snapshot(view: &Self::Tracked) -> Result<Self, EncodeError>;
 }
 
 /// A field value could not be turned into JSON (for example a map with non-string keys).
@@ -181,6 +183,16 @@ pub mod __private {
     pub struct FieldOps<U> {
         decode: fn(&Baseline, &str) -> Option<U>,
         encode: fn(&str, &U) -> Result<Value, EncodeError>,
+        copy: fn(&str, &U) -> Result<U, EncodeError>,
+    }
+
+    /// A copy of a field's value through its stored form (the field type need not be
+    /// `Clone`; it is `Serialize + Deserialize`).
+    pub fn copy<U: Serialize + DeserializeOwned>(key: &str, value: &U) -> Result<U, EncodeError> {
+        serde_json::from_value(encode(key, value)?).map_err(|source| EncodeError {
+            field: key.to_owned(),
+            source,
+        })
     }
 
     impl<U: Serialize + DeserializeOwned> FieldOps<U> {
@@ -190,6 +202,7 @@ pub mod __private {
             Self {
                 decode: decode::<U>,
                 encode: encode::<U>,
+                copy: copy::<U>,
             }
         }
     }
@@ -223,6 +236,11 @@ pub mod __private {
         /// See [`decode`].
         pub fn decode(&self, stored: &Baseline, key: &str) -> Option<U> {
             (self.decode)(stored, key)
+        }
+
+        /// See [`copy`].
+        pub fn copy(&self, key: &str, value: &U) -> Result<U, EncodeError> {
+            (self.copy)(key, value)
         }
 
         /// Inserts the field's encoded value into `out`.

@@ -897,6 +897,31 @@ impl<T: SessionData> Session<T> {
             .map(crate::time::ms_to_system_time)
     }
 
+    /// The whole session as a value of your struct, for a template or a JSON response
+    /// (`Json(session.snapshot()?)` when the struct is `Serialize`). Each stored field is
+    /// copied through its stored form, so field types need not be `Clone`; `skip` fields,
+    /// which are not session state, come back as their `Default`. Taking a snapshot
+    /// changes nothing and marks nothing touched.
+    ///
+    /// ```
+    /// use tessera::{Session, SessionData};
+    ///
+    /// #[derive(SessionData, Default, serde::Serialize)]
+    /// struct Cart { items: Vec<String>, coupon: Option<String> }
+    ///
+    /// async fn cart(session: Session<Cart>) -> Result<axum::Json<Cart>, tessera::SessionError> {
+    ///     Ok(axum::Json(session.snapshot()?))
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Encode`] when a field's value does not round-trip through JSON
+    /// (a map with non-string keys, say).
+    pub fn snapshot(&self) -> Result<T, SessionError> {
+        Ok(T::__snapshot(&self.st().view)?)
+    }
+
     /// The session's fields as they would be stored now, as a JSON object (keys the
     /// struct does not declare included).
     pub fn to_json(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, SessionError> {

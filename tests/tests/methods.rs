@@ -722,3 +722,59 @@ mod limits {
         assert_eq!(b.get("/count").await.body, "0");
     }
 }
+
+/// A snapshot's value, as the handler would hand it to a template.
+#[derive(SessionData, Default, Serialize)]
+struct Profile {
+    name: String,
+    #[session(rename = "cartItems")]
+    cart: Vec<Item>,
+    #[session(skip)]
+    #[serde(skip)]
+    scratch: u32,
+    #[session(flatten)]
+    #[serde(flatten)]
+    rest: Map<String, Value>,
+}
+
+#[tokio::test]
+async fn a_snapshot_is_the_whole_session_as_the_struct_and_changes_nothing() {
+    let store = Recording::default();
+    let layer = SessionLayer::<Profile>::new(Secret::short_for_migration("keyboard cat").unwrap())
+        .with_store(store.clone())
+        .with_options(lean());
+    let app = Router::new()
+        .route(
+            "/fill",
+            get(|mut s: Session<Profile>| async move {
+                s.name.set("Zoë".to_owned());
+                s.cart.push(Item {
+                    sku: "tea".into(),
+                    qty: 2,
+                });
+                s.rest.insert("theme".into(), json!("dark"));
+                s.scratch = 7;
+                // Taken mid-request: it sees this request's changes.
+                axum::Json(s.snapshot().unwrap())
+            }),
+        )
+        .route(
+            "/show",
+            get(|s: Session<Profile>| async move { axum::Json(s.snapshot().unwrap()) }),
+        )
+        .layer(layer);
+    let mut b = Browser::new(app);
+    let filled = b.get("/fill").await.json();
+    let expected = json!({"name": "Zoë", "cart": [{"sku": "tea", "qty": 2}], "theme": "dark"});
+    assert_eq!(filled, expected);
+    let writes = store.calls.patch.load(std::sync::atomic::Ordering::SeqCst)
+        + store.calls.set.load(std::sync::atomic::Ordering::SeqCst);
+    // A later request's snapshot: stored fields as stored, the skipped one its default.
+    assert_eq!(b.get("/show").await.json(), expected);
+    assert_eq!(
+        store.calls.patch.load(std::sync::atomic::Ordering::SeqCst)
+            + store.calls.set.load(std::sync::atomic::Ordering::SeqCst),
+        writes,
+        "a snapshot wrote to the store"
+    );
+}
