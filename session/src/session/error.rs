@@ -49,7 +49,7 @@ impl IntoResponse for SessionError {
     }
 }
 
-/// Why a handler got no [`Session`]. Each answers `500 Internal Server Error` (the store
+/// Why a handler got no [`Session`](crate::Session). Each answers `500 Internal Server Error` (the store
 /// failure by the layer's [`crate::StoreErrorPolicy`]) and logs why.
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
