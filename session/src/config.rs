@@ -61,6 +61,11 @@ impl SessionOptions {
     /// assert!(o.set("maxage", "soon").is_err());
     /// # Ok::<(), tessera::ConfigError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::UnknownOption`] (with the closest option) for a key that names
+    /// none, and [`ConfigError::Invalid`] for a value its option's rule refuses.
     pub fn set(self, key: &str, value: &str) -> Result<Self, ConfigError> {
         let norm = normalize(key);
         let v = value.trim();
@@ -128,6 +133,10 @@ impl SessionOptions {
 
     /// Applies `(key, value)` pairs (for example from a configuration file), then
     /// [`SessionOptions::validate`]s the result.
+    ///
+    /// # Errors
+    ///
+    /// The first error of [`SessionOptions::set`], or of [`SessionOptions::validate`].
     pub fn with_config<'a>(
         self,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -147,6 +156,11 @@ impl SessionOptions {
     /// `SESSION_MANAGER`) are not options and are skipped; one within two edits of an
     /// option (`SESSION_NAEM`) is skipped with a warning that names the option meant.
     /// An error names the variable.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Env`], naming the variable, for a value its option refuses; the
+    /// errors of [`SessionOptions::validate`].
     pub fn with_env(self, prefix: &str) -> Result<Self, ConfigError> {
         let mut vars: Vec<(String, String)> = std::env::vars()
             .filter(|(k, _)| {
@@ -192,6 +206,11 @@ impl SessionOptions {
     /// Checks the combinations that browsers reject (`SameSite=None` or `Partitioned`
     /// without `Secure`, the `__Host-` and `__Secure-` prefix rules): the same rules the
     /// attribute checks at compile time.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`], naming the option to change, for a combination that
+    /// browsers reject or timeouts that contradict each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let c = &self.cookie;
         let settings = rules::CookieSettings {

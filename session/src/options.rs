@@ -332,6 +332,10 @@ impl SessionOptions {
     }
 
     /// The cookie name (default `connect.sid`). Must be an RFC 6265 token.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a name that is not an RFC 6265 token.
     pub fn name(mut self, name: &str) -> Result<Self, ConfigError> {
         rules::check_cookie_name(name).map_err(|m| ConfigError::invalid("name", m))?;
         self.name = name.to_owned();
@@ -344,6 +348,11 @@ impl SessionOptions {
     }
 
     /// The cookie `Path` (default `/`). Requests outside it get no session.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a path that does not start with `/`, has `;`,
+    /// control characters, or whitespace at either end.
     pub fn cookie_path(mut self, path: &str) -> Result<Self, ConfigError> {
         rules::check_cookie_path(path).map_err(|m| ConfigError::invalid("path", m))?;
         self.cookie.path = Arc::from(path);
@@ -351,6 +360,11 @@ impl SessionOptions {
     }
 
     /// The cookie `Domain` (default: none, a host-only cookie).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a domain with a scheme, a port or characters a host
+    /// name cannot have.
     pub fn cookie_domain(mut self, domain: Option<&str>) -> Result<Self, ConfigError> {
         if let Some(d) = domain {
             rules::check_cookie_domain(d).map_err(|m| ConfigError::invalid("domain", m))?;
@@ -391,6 +405,10 @@ impl SessionOptions {
 
     /// The session lifetime, renewed on every request (express's `cookie.maxAge`).
     /// `None` (the default) makes a browser-session cookie. Replaces `expires`.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Invalid`] for a zero duration.
     pub fn max_age(mut self, max_age: Option<Duration>) -> Result<Self, ConfigError> {
         if max_age == Some(Duration::ZERO) {
             return Err(ConfigError::invalid(

@@ -46,6 +46,11 @@ impl Secret {
     /// assert!(Secret::new("a long random secret of 32 bytes or more").is_ok());
     /// assert!(matches!(Secret::new("keyboard cat"), Err(ConfigError::ShortSecret { len: 12, .. })));
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::EmptySecret`] for no bytes, [`ConfigError::ShortSecret`] for fewer
+    /// than [`Secret::MIN_LEN`].
     pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let bytes = secret.as_ref();
         if bytes.len() < Self::MIN_LEN {
@@ -75,6 +80,10 @@ impl Secret {
     /// ])?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::EmptySecret`] for no bytes.
     pub fn short_for_migration(secret: impl AsRef<[u8]>) -> Result<Self, ConfigError> {
         let bytes = secret.as_ref();
         if bytes.is_empty() {
@@ -110,6 +119,11 @@ impl Secret {
     /// let secret = tessera::Secret::from_env("SESSION_SECRET")?;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::MissingSecretVar`] when the variable is unset or empty, and the
+    /// errors of [`Secret::new`].
     pub fn from_env(var: &str) -> Result<Self, ConfigError> {
         match std::env::var_os(var) {
             None => Err(ConfigError::MissingSecretVar(var.to_owned())),
@@ -155,6 +169,10 @@ pub struct Secrets {
 
 impl Secrets {
     /// Builds the list; fails when it is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NoSecrets`] for an empty list.
     pub fn new(secrets: impl IntoIterator<Item = Secret>) -> Result<Self, ConfigError> {
         let list: Vec<Secret> = secrets.into_iter().collect();
         if list.is_empty() {

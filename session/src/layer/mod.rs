@@ -281,6 +281,10 @@ impl<T, St> SessionLayer<T, St> {
 
     /// Like [`SessionLayer::with_options`], after [`SessionOptions::validate`]: use it for
     /// options built from configuration.
+    ///
+    /// # Errors
+    ///
+    /// The errors of [`SessionOptions::validate`].
     pub fn try_with_options(self, options: SessionOptions) -> Result<Self, ConfigError> {
         options.validate()?;
         Ok(self.with_options(options))

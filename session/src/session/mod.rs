@@ -410,6 +410,11 @@ impl<T: SessionData> Session<T> {
 
     /// The session's fields as they would be stored now, as a JSON object (keys the
     /// struct does not declare included).
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::Encode`] when a field does not encode; [`SessionError::Store`]
+    /// when the stored text the session was loaded from does not decode.
     pub fn to_json(&mut self) -> Result<serde_json::Map<String, serde_json::Value>, SessionError> {
         let st = self.st_mut();
         st.baseline()?;
