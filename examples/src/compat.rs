@@ -98,6 +98,7 @@ impl Config {
             .save_uninitialized(false)
             .rolling(false);
         let e = |e: tessera::ConfigError| e.to_string();
+        let c = |e: tessera::ChoiceError| e.to_string();
         while let Some(flag) = args.next() {
             let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
             match flag.as_str() {
@@ -127,8 +128,8 @@ impl Config {
                 "--resave" => o = o.resave(true),
                 "--save-uninitialized" => o = o.save_uninitialized(true),
                 "--partitioned" => o = o.partitioned(true),
-                "--same-site" => o = o.same_site(Some(value()?.parse().map_err(e)?)),
-                "--secure" => o = o.secure(value()?.parse().map_err(e)?),
+                "--same-site" => o = o.same_site(Some(value()?.parse().map_err(c)?)),
+                "--secure" => o = o.secure(value()?.parse().map_err(c)?),
                 "--proxy" => {
                     let v = value()?;
                     o = o.proxy(Some(match v.as_str() {
@@ -139,7 +140,7 @@ impl Config {
                 }
                 "--domain" => o = o.cookie_domain(Some(&value()?)).map_err(e)?,
                 "--path" => o = o.cookie_path(&value()?).map_err(e)?,
-                "--unset" => o = o.unset(value()?.parse().map_err(e)?),
+                "--unset" => o = o.unset(value()?.parse().map_err(c)?),
                 "--http-only" => {
                     let v = value()?;
                     o = o.http_only(match v.as_str() {
@@ -148,7 +149,7 @@ impl Config {
                         _ => return Err(format!("--http-only {v}: expected true or false")),
                     });
                 }
-                "--priority" => o = o.priority(Some(value()?.parse().map_err(e)?)),
+                "--priority" => o = o.priority(Some(value()?.parse().map_err(c)?)),
                 other => return Err(format!("unknown flag {other}")),
             }
         }

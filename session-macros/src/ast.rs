@@ -50,11 +50,10 @@ pub struct CookieModel {
     pub path: Option<Spanned<String>>,
     pub domain: Option<Spanned<String>>,
     pub http_only: Option<Spanned<bool>>,
-    /// "true" | "false" | "auto"
-    pub secure: Option<Spanned<String>>,
-    pub same_site: Option<Spanned<String>>,
+    pub secure: Option<Spanned<rules::Secure>>,
+    pub same_site: Option<Spanned<rules::SameSite>>,
     pub partitioned: Option<Spanned<bool>>,
-    pub priority: Option<Spanned<String>>,
+    pub priority: Option<Spanned<rules::Priority>>,
 }
 
 #[derive(Default)]
@@ -64,7 +63,7 @@ pub struct OptionsModel {
     pub rolling: Option<Spanned<bool>>,
     pub resave: Option<Spanned<bool>>,
     pub save_uninitialized: Option<Spanned<bool>>,
-    pub unset: Option<Spanned<String>>,
+    pub unset: Option<Spanned<rules::Unset>>,
     pub proxy: Option<Spanned<bool>>,
     pub idle_timeout_ms: Option<Spanned<u64>>,
     pub absolute_timeout_ms: Option<Spanned<u64>>,
@@ -347,18 +346,18 @@ fn checked(
     Ok(v)
 }
 
-fn choice(
+/// One of an option's choices, parsed into the enum the runtime uses.
+fn choice<E: std::str::FromStr<Err = rules::ChoiceError>>(
     meta: &ParseNestedMeta<'_>,
-    option: &str,
-    allowed: &[&str],
-) -> syn::Result<Spanned<String>> {
-    checked(lit_str(meta), |s| {
-        rules::check_choice(option, s, allowed).map(|_| ())
-    })
-    .map(|mut v| {
-        v.value = v.value.to_ascii_lowercase();
-        v
-    })
+) -> syn::Result<Spanned<E>> {
+    let v = lit_str(meta)?;
+    match v.value.parse::<E>() {
+        Ok(value) => Ok(Spanned {
+            value,
+            span: v.span,
+        }),
+        Err(e) => Err(syn::Error::new(v.span, e.message)),
+    }
 }
 
 /// A duration with a unit (`"30m"`), for `option`: a bare number is ambiguous (seconds to
@@ -421,7 +420,7 @@ fn parse_top(meta: &ParseNestedMeta<'_>, o: &mut OptionsModel, errors: &mut Erro
             set_once(&mut o.id_header, meta, v, errors);
         }
         "unset" => {
-            let v = choice(meta, "unset", rules::UNSET_VALUES);
+            let v = choice::<rules::Unset>(meta);
             set_once(&mut o.unset, meta, v, errors);
         }
         "cookie" => {
@@ -505,11 +504,15 @@ fn parse_cookie(meta: &ParseNestedMeta<'_>, c: &mut CookieModel, errors: &mut Er
             let v = if meta.input.peek(syn::Token![=]) {
                 match lit(meta) {
                     Ok(Lit::Bool(b)) => Ok(Spanned {
-                        value: b.value.to_string(),
+                        value: if b.value {
+                            rules::Secure::Always
+                        } else {
+                            rules::Secure::Never
+                        },
                         span: b.span(),
                     }),
                     Ok(Lit::Str(s)) if s.value() == "auto" => Ok(Spanned {
-                        value: "auto".to_owned(),
+                        value: rules::Secure::Auto,
                         span: s.span(),
                     }),
                     Ok(other) => Err(syn::Error::new(
@@ -520,18 +523,18 @@ fn parse_cookie(meta: &ParseNestedMeta<'_>, c: &mut CookieModel, errors: &mut Er
                 }
             } else {
                 Ok(Spanned {
-                    value: "true".to_owned(),
+                    value: rules::Secure::Always,
                     span: meta.path.span(),
                 })
             };
             set_once(&mut c.secure, meta, v, errors);
         }
         "same_site" => {
-            let v = choice(meta, "same_site", rules::SAME_SITE_VALUES);
+            let v = choice::<rules::SameSite>(meta);
             set_once(&mut c.same_site, meta, v, errors);
         }
         "priority" => {
-            let v = choice(meta, "priority", rules::PRIORITY_VALUES);
+            let v = choice::<rules::Priority>(meta);
             set_once(&mut c.priority, meta, v, errors);
         }
         _ => unknown(meta, &key, COOKIE_KEYS, "cookie", errors),

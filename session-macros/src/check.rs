@@ -76,8 +76,8 @@ fn check_combination(o: &OptionsModel, errors: &mut Errors) {
     let c = &o.cookie;
     let settings = rules::CookieSettings {
         name: o.name.as_ref().map_or("connect.sid", |n| n.value.as_str()),
-        secure: c.secure.as_ref().map(|v| v.value.as_str()),
-        same_site: c.same_site.as_ref().map(|v| v.value.as_str()),
+        secure: c.secure.as_ref().map(|v| v.value),
+        same_site: c.same_site.as_ref().map(|v| v.value),
         partitioned: c.partitioned.as_ref().is_some_and(|p| p.value),
         domain: c.domain.as_ref().map(|d| d.value.as_str()),
         path: c.path.as_ref().map_or("/", |p| p.value.as_str()),

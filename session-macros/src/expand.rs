@@ -69,28 +69,15 @@ fn options(o: &OptionsModel) -> TokenStream {
         calls.push(quote!(.partitioned(#v)));
     }
     if let Some(s) = &c.secure {
-        let variant = match s.value.as_str() {
-            "true" => quote!(Always),
-            "false" => quote!(Never),
-            _ => quote!(Auto),
-        };
+        let variant = format_ident!("{}", format!("{:?}", s.value));
         calls.push(quote!(.secure(::tessera::__private::Secure::#variant)));
     }
     if let Some(s) = &c.same_site {
-        let variant = match s.value.as_str() {
-            "strict" => quote!(Strict),
-            "lax" => quote!(Lax),
-            "none" => quote!(None),
-            _ => quote!(Auto),
-        };
+        let variant = format_ident!("{}", format!("{:?}", s.value));
         calls.push(quote!(.same_site(::core::option::Option::Some(::tessera::__private::SameSite::#variant))));
     }
     if let Some(p) = &c.priority {
-        let variant = match p.value.as_str() {
-            "low" => quote!(Low),
-            "medium" => quote!(Medium),
-            _ => quote!(High),
-        };
+        let variant = format_ident!("{}", format!("{:?}", p.value));
         calls.push(quote!(.priority(::core::option::Option::Some(::tessera::__private::Priority::#variant))));
     }
     for (opt, method) in [
@@ -120,11 +107,7 @@ fn options(o: &OptionsModel) -> TokenStream {
         calls.push(quote!(.__id_header(#v)));
     }
     if let Some(u) = &o.unset {
-        let variant = if u.value == "destroy" {
-            quote!(Destroy)
-        } else {
-            quote!(Keep)
-        };
+        let variant = format_ident!("{}", format!("{:?}", u.value));
         calls.push(quote!(.unset(::tessera::__private::Unset::#variant)));
     }
     quote! {

@@ -186,6 +186,136 @@ pub const SAME_SITE_VALUES: &[&str] = &["strict", "lax", "none", "auto"];
 pub const PRIORITY_VALUES: &[&str] = &["low", "medium", "high"];
 /// Accepted spellings of `unset`.
 pub const UNSET_VALUES: &[&str] = &["keep", "destroy"];
+/// Accepted spellings of `secure` in configuration (the attribute takes a bool or `"auto"`).
+pub const SECURE_VALUES: &[&str] = &["true", "false", "auto"];
+
+/// A value that is not one of an option's choices, with the message that lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChoiceError {
+    /// The option, as the attribute names it (`same_site`).
+    pub option: &'static str,
+    /// What is wrong, naming the accepted values.
+    pub message: String,
+}
+
+impl std::fmt::Display for ChoiceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ChoiceError {}
+
+fn choose<T: Copy>(
+    option: &'static str,
+    value: &str,
+    allowed: &[&str],
+    variants: &[T],
+) -> Result<T, ChoiceError> {
+    check_choice(option, value, allowed)
+        .map(|i| variants[i])
+        .map_err(|message| ChoiceError { option, message })
+}
+
+/// The `SameSite` cookie attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (browsers require `Secure` with it).
+    None,
+    /// `None` on secure requests, `Lax` otherwise, decided when the session is created.
+    Auto,
+}
+
+impl std::str::FromStr for SameSite {
+    type Err = ChoiceError;
+    fn from_str(s: &str) -> Result<Self, ChoiceError> {
+        choose(
+            "same_site",
+            s,
+            SAME_SITE_VALUES,
+            &[Self::Strict, Self::Lax, Self::None, Self::Auto],
+        )
+    }
+}
+
+/// The `Priority` cookie attribute (a Chrome extension).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Priority {
+    /// `Priority=Low`.
+    Low,
+    /// `Priority=Medium`.
+    Medium,
+    /// `Priority=High`.
+    High,
+}
+
+impl Priority {
+    /// The value as express-session stores it (`"low"`, `"medium"`, `"high"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+impl std::str::FromStr for Priority {
+    type Err = ChoiceError;
+    fn from_str(s: &str) -> Result<Self, ChoiceError> {
+        choose(
+            "priority",
+            s,
+            PRIORITY_VALUES,
+            &[Self::Low, Self::Medium, Self::High],
+        )
+    }
+}
+
+/// The `secure` cookie option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Secure {
+    /// Always mark the cookie `Secure` (it is then only sent over HTTPS).
+    Always,
+    /// Never mark it `Secure` (express-session's default).
+    Never,
+    /// `Secure` when the request that creates the session is secure.
+    Auto,
+}
+
+impl std::str::FromStr for Secure {
+    type Err = ChoiceError;
+    /// `"true"`, `"false"` or `"auto"`, as configuration writes it.
+    fn from_str(s: &str) -> Result<Self, ChoiceError> {
+        choose(
+            "secure",
+            s,
+            SECURE_VALUES,
+            &[Self::Always, Self::Never, Self::Auto],
+        )
+    }
+}
+
+/// What happens when a handler unsets the session, express-session's `unset` option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Unset {
+    /// Keep the stored session; ignore this request's changes.
+    #[default]
+    Keep,
+    /// Destroy the stored session.
+    Destroy,
+}
+
+impl std::str::FromStr for Unset {
+    type Err = ChoiceError;
+    fn from_str(s: &str) -> Result<Self, ChoiceError> {
+        choose("unset", s, UNSET_VALUES, &[Self::Keep, Self::Destroy])
+    }
+}
 
 /// Checks that `value` is one of `allowed` (ASCII case-insensitive, like express).
 pub fn check_choice(option: &str, value: &str, allowed: &[&str]) -> Result<usize, String> {
@@ -245,10 +375,10 @@ fn levenshtein(a: &str, b: &str) -> usize {
 pub struct CookieSettings<'a> {
     /// The cookie name.
     pub name: &'a str,
-    /// `"true"`, `"false"` or `"auto"`; `None` when not set (false).
-    pub secure: Option<&'a str>,
-    /// The lower-case `same_site` value, if set.
-    pub same_site: Option<&'a str>,
+    /// `secure`; `None` when not set (never).
+    pub secure: Option<Secure>,
+    /// `same_site`, if set.
+    pub same_site: Option<SameSite>,
     /// Whether `partitioned` is on.
     pub partitioned: bool,
     /// The domain, if set.
@@ -280,8 +410,8 @@ pub enum Culprit {
 /// breaks one of them is silently dropped by the browser, so it is a configuration error.
 pub fn check_combination(s: &CookieSettings<'_>) -> Vec<(Culprit, String)> {
     let mut errors = Vec::new();
-    let secure = s.secure == Some("true");
-    if s.same_site == Some("none") && !secure {
+    let secure = s.secure == Some(Secure::Always);
+    if s.same_site == Some(SameSite::None) && !secure {
         errors.push((
             Culprit::SameSite,
             "`same_site = \"none\"` needs `secure = true`: browsers reject SameSite=None cookies \
@@ -555,6 +685,21 @@ mod tests {
     }
 
     #[test]
+    fn the_enums_parse_their_spellings_case_insensitively_and_name_the_alternatives() {
+        assert_eq!("Lax".parse::<SameSite>(), Ok(SameSite::Lax));
+        assert_eq!("AUTO".parse::<Secure>(), Ok(Secure::Auto));
+        assert_eq!("high".parse::<Priority>().map(Priority::as_str), Ok("high"));
+        assert_eq!("destroy".parse::<Unset>(), Ok(Unset::Destroy));
+        let err = "sometimes".parse::<SameSite>().unwrap_err();
+        assert_eq!(err.option, "same_site");
+        assert!(
+            err.to_string()
+                .contains("\"strict\", \"lax\", \"none\", \"auto\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn choices_are_case_insensitive_and_name_the_alternatives() {
         assert_eq!(check_choice("same_site", "Lax", SAME_SITE_VALUES), Ok(1));
         let err = check_choice("unset", "drop", UNSET_VALUES).unwrap_err();
@@ -584,13 +729,13 @@ mod tests {
     fn combinations_browsers_reject_are_reported() {
         let mut s = settings("sid");
         assert!(check_combination(&s).is_empty());
-        s.same_site = Some("none");
+        s.same_site = Some(SameSite::None);
         s.partitioned = true;
         let culprits: Vec<Culprit> = check_combination(&s).into_iter().map(|e| e.0).collect();
         assert_eq!(culprits, vec![Culprit::SameSite, Culprit::Partitioned]);
-        s.secure = Some("true");
+        s.secure = Some(Secure::Always);
         assert!(check_combination(&s).is_empty());
-        s.secure = Some("auto");
+        s.secure = Some(Secure::Auto);
         assert_eq!(check_combination(&s).len(), 2, "auto may be insecure");
     }
 
@@ -606,7 +751,7 @@ mod tests {
         );
         let mut s = settings("__secure-sid");
         assert_eq!(check_combination(&s)[0].0, Culprit::Name);
-        s.secure = Some("true");
+        s.secure = Some(Secure::Always);
         assert!(check_combination(&s).is_empty());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::options::{ConfigError, SameSite, Secure, SessionOptions};
+use crate::options::{ConfigError, SessionOptions};
 use crate::rules;
 use crate::time;
 
@@ -215,17 +215,8 @@ impl SessionOptions {
         let c = &self.cookie;
         let settings = rules::CookieSettings {
             name: &self.name,
-            secure: Some(match c.secure {
-                Secure::Always => "true",
-                Secure::Never => "false",
-                Secure::Auto => "auto",
-            }),
-            same_site: c.same_site.map(|s| match s {
-                SameSite::Strict => "strict",
-                SameSite::Lax => "lax",
-                SameSite::None => "none",
-                SameSite::Auto => "auto",
-            }),
+            secure: Some(c.secure),
+            same_site: c.same_site,
             partitioned: c.partitioned,
             domain: c.domain.as_deref(),
             path: &c.path,
@@ -273,7 +264,7 @@ mod tests {
             .and_then(|o| o.set("httpOnly", "true"))
             .unwrap();
         assert_eq!(o.cookie.max_age, Some(Duration::from_secs(1800)));
-        assert_eq!(o.cookie.same_site, Some(SameSite::Lax));
+        assert_eq!(o.cookie.same_site, Some(crate::SameSite::Lax));
         assert!(!o.save_uninitialized);
     }
 

@@ -180,6 +180,7 @@ pub use signing::{HmacSigner, Secret, Secrets, Signer};
 pub use store::memory::{MemoryStats, MemoryStore};
 pub use store::{BoxError, Outcome, SessionAdmin, SessionInfo, SessionStore, StoreError};
 pub use tessera_macros::SessionData;
+pub use tessera_rules::ChoiceError;
 
 /// The option rules, exposed for the fuzz targets in `fuzz/`. Not a public API.
 #[doc(hidden)]

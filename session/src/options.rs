@@ -1,7 +1,6 @@
 //! Session options: express-session's options with its defaults, checked by the rules in
 //! [`crate::rules`] whether they come from the derive attribute or from configuration.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -65,98 +64,13 @@ impl ConfigError {
     }
 }
 
-/// The `SameSite` cookie attribute.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SameSite {
-    /// `SameSite=Strict`.
-    Strict,
-    /// `SameSite=Lax`.
-    Lax,
-    /// `SameSite=None` (browsers require `Secure` with it).
-    None,
-    /// `None` on secure requests, `Lax` otherwise, decided when the session is created.
-    Auto,
-}
+// The choice options are the enums of `tessera-rules`, shared with the derive: the macro
+// and the runtime parse and check the same types, not strings.
+pub use crate::rules::{Priority, SameSite, Secure, Unset};
 
-impl FromStr for SameSite {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        let i = rules::check_choice("same_site", s, rules::SAME_SITE_VALUES)
-            .map_err(|m| ConfigError::invalid("same_site", m))?;
-        Ok([Self::Strict, Self::Lax, Self::None, Self::Auto][i])
-    }
-}
-
-/// The `Priority` cookie attribute (a Chrome extension).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Priority {
-    /// `Priority=Low`.
-    Low,
-    /// `Priority=Medium`.
-    Medium,
-    /// `Priority=High`.
-    High,
-}
-
-impl FromStr for Priority {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        let i = rules::check_choice("priority", s, rules::PRIORITY_VALUES)
-            .map_err(|m| ConfigError::invalid("priority", m))?;
-        Ok([Self::Low, Self::Medium, Self::High][i])
-    }
-}
-
-impl Priority {
-    pub(crate) fn as_stored(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-        }
-    }
-}
-
-/// The `secure` cookie option.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Secure {
-    /// Always mark the cookie `Secure` (it is then only sent over HTTPS).
-    Always,
-    /// Never mark it `Secure` (express-session's default).
-    Never,
-    /// `Secure` when the request that creates the session is secure.
-    Auto,
-}
-
-impl FromStr for Secure {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        match rules::check_choice("secure", s, &["true", "false", "auto"]) {
-            Ok(0) => Ok(Self::Always),
-            Ok(1) => Ok(Self::Never),
-            Ok(_) => Ok(Self::Auto),
-            Err(m) => Err(ConfigError::invalid("secure", m)),
-        }
-    }
-}
-
-/// What happens when a handler unsets the session ([`crate::Session::unset`]),
-/// express-session's `unset` option.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Unset {
-    /// Keep the stored session; ignore this request's changes.
-    #[default]
-    Keep,
-    /// Destroy the stored session.
-    Destroy,
-}
-
-impl FromStr for Unset {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        let i = rules::check_choice("unset", s, rules::UNSET_VALUES)
-            .map_err(|m| ConfigError::invalid("unset", m))?;
-        Ok([Self::Keep, Self::Destroy][i])
+impl From<crate::rules::ChoiceError> for ConfigError {
+    fn from(e: crate::rules::ChoiceError) -> Self {
+        ConfigError::invalid(e.option, e.message)
     }
 }
 

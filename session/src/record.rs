@@ -686,7 +686,7 @@ impl Serialize for SessionCookie {
             st.serialize_field("partitioned", &p)?;
         }
         if let Some(p) = self.priority {
-            st.serialize_field("priority", p.as_stored())?;
+            st.serialize_field("priority", p.as_str())?;
         }
         st.serialize_field("expires", &self.expires.map(time::iso_date))?;
         if let Some(sec) = self.secure {
