@@ -249,7 +249,7 @@ async fn finish<T: SessionData, St: SessionStore>(
     match st.phase {
         Phase::Destroyed => {
             if st.transport == Transport::Cookie
-                && decide::clear_cookie_after_destroy(st.had_cookie)
+                && decide::clear_cookie_after_destroy(st.origin.had_cookie())
             {
                 append_cookie(headers, st.cookie.render_clear(&opts.name));
             }
@@ -257,7 +257,7 @@ async fn finish<T: SessionData, St: SessionStore>(
         }
         Phase::Unset => {
             if let decide::AfterUnset::Destroy { clear_cookie } =
-                decide::after_unset(opts.unset, st.had_cookie)
+                decide::after_unset(opts.unset, st.origin.had_cookie())
             {
                 store.destroy(&st.id).await?;
                 if clear_cookie && st.transport == Transport::Cookie {
@@ -274,17 +274,17 @@ async fn finish<T: SessionData, St: SessionStore>(
     // One clock read for the cookie's renewal and the store call.
     let now = ctx.now_ms();
     // The flag is per request: clear it before the cookie is handed to the store.
-    let cookie_changed = st.cookie_changed || std::mem::take(&mut st.cookie.changed);
-    st.cookie_changed = cookie_changed;
+    let cookie_changed = st.flushed.cookie || std::mem::take(&mut st.cookie.changed);
+    st.flushed.cookie = cookie_changed;
     let facts = decide::Facts {
         new_id: st.is_new_id(),
-        id_changed: st.id_changed,
-        modified: st.modified || !changes.is_empty() || st.id_changed || meta_changed,
+        id_changed: st.origin.changed(),
+        modified: st.flushed.fields || !changes.is_empty() || st.origin.changed() || meta_changed,
         cookie_changed,
         unsaved_changes: !changes.is_empty() || meta_changed,
-        in_store: st.in_store,
-        saved_clean: st.saved_clean,
-        saved_in_request: st.saved_in_request,
+        in_store: st.stored.in_store(),
+        saved_clean: st.stored.clean(),
+        saved_in_request: st.stored.saved_in_request(),
         expires: st.cookie.expires.is_some(),
         secure_cookie: st.cookie.secure(),
         request_secure,

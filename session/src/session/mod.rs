@@ -9,7 +9,7 @@ mod state;
 pub use error::{SessionError, SessionRejection};
 pub(crate) use error::{retry_after_secs, retry_later, store_down_answer};
 pub(crate) use slot::{SessionSlot, Slot, Stage};
-pub(crate) use state::{MetaWrite, Phase, State};
+pub(crate) use state::{IdOrigin, MetaWrite, Phase, State, Stored};
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
@@ -183,7 +183,7 @@ impl<T: SessionData> Session<T> {
         };
         destroy.await?;
         st.phase = Phase::Destroyed;
-        st.in_store = false;
+        st.stored = Stored::Nothing;
         Ok(())
     }
 
@@ -199,7 +199,7 @@ impl<T: SessionData> Session<T> {
     pub async fn regenerate(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
-        if st.in_store {
+        if st.stored.in_store() {
             let destroy = {
                 let _now = crate::time::lent(st.ctx.now_ms());
                 st.ctx.store.destroy(&st.id)
@@ -211,7 +211,7 @@ impl<T: SessionData> Session<T> {
         let fresh = State::new(
             Arc::clone(&st.ctx),
             new_id,
-            st.had_cookie,
+            st.origin.had_cookie(),
             st.request_secure,
             st.genid_parts.take(),
             st.transport,
@@ -219,7 +219,9 @@ impl<T: SessionData> Session<T> {
         );
         // The id change itself counts as a modification.
         *st = State {
-            id_changed: true,
+            origin: IdOrigin::Changed {
+                had_cookie: fresh.origin.had_cookie(),
+            },
             ..fresh
         };
         Ok(())
@@ -238,7 +240,7 @@ impl<T: SessionData> Session<T> {
     pub async fn rotate_id(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
-        if st.in_store {
+        if st.stored.in_store() {
             let rotate = {
                 let _now = crate::time::lent(st.ctx.now_ms());
                 st.ctx.store.rotate(&st.id, &new_id, st.user())
@@ -248,8 +250,9 @@ impl<T: SessionData> Session<T> {
             }
         }
         st.id = new_id;
-        st.id_changed = true;
-        st.id_from_cookie = false;
+        st.origin = IdOrigin::Changed {
+            had_cookie: st.origin.had_cookie(),
+        };
         st.phase = Phase::Active;
         Ok(())
     }
@@ -283,11 +286,11 @@ impl<T: SessionData> Session<T> {
     pub async fn save(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
         let mut changes = st.changes()?;
-        st.modified |= !changes.is_empty() || st.meta_write == MetaWrite::Changed;
+        st.flushed.fields |= !changes.is_empty() || st.meta_write == MetaWrite::Changed;
         changes.extend(st.meta_change());
-        st.cookie_changed |= std::mem::take(&mut st.cookie.changed);
+        st.flushed.cookie |= std::mem::take(&mut st.cookie.changed);
         let now = st.ctx.now_ms();
-        if st.in_store {
+        if st.stored.in_store() {
             let patch = {
                 let _now = crate::time::lent(now);
                 st.ctx
@@ -311,9 +314,7 @@ impl<T: SessionData> Session<T> {
         }
         st.meta_write = MetaWrite::Clean;
         T::__settle(&mut st.view);
-        st.in_store = true;
-        st.saved_clean = true;
-        st.saved_in_request = true;
+        st.stored = Stored::SavedThisRequest;
         Ok(())
     }
 

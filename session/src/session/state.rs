@@ -33,16 +33,77 @@ pub(crate) enum Phase {
     Unset,
 }
 
+/// Where the session's id came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IdOrigin {
+    /// The id the request's verified cookie (or header) carried, its session loaded.
+    FromRequest,
+    /// A new id. `had_cookie`: the request carried a verified id whose session was gone.
+    New { had_cookie: bool },
+    /// Changed in this request (`regenerate`, `rotate_id`): itself a modification.
+    Changed { had_cookie: bool },
+}
+
+impl IdOrigin {
+    /// The request carried a verified session id.
+    pub(crate) fn had_cookie(self) -> bool {
+        match self {
+            Self::FromRequest => true,
+            Self::New { had_cookie } | Self::Changed { had_cookie } => had_cookie,
+        }
+    }
+
+    /// The id is not the one the request carried.
+    pub(crate) fn is_new(self) -> bool {
+        self != Self::FromRequest
+    }
+
+    /// The id changed in this request.
+    pub(crate) fn changed(self) -> bool {
+        matches!(self, Self::Changed { .. })
+    }
+}
+
+/// What the store holds under the session's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// Nothing (a new session, or one destroyed or lost in this request).
+    Nothing,
+    /// The record the session was loaded from; `clean`: it equals the baseline (loaded
+    /// with `resave` off).
+    Loaded { clean: bool },
+    /// Written by `save()` in this request, and equal to the baseline.
+    SavedThisRequest,
+}
+
+impl Stored {
+    pub(crate) fn in_store(self) -> bool {
+        self != Self::Nothing
+    }
+
+    pub(crate) fn clean(self) -> bool {
+        matches!(self, Self::Loaded { clean: true } | Self::SavedThisRequest)
+    }
+
+    pub(crate) fn saved_in_request(self) -> bool {
+        self == Self::SavedThisRequest
+    }
+}
+
+/// What `save()` already wrote in this request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flushed {
+    /// Field changes (or an id change).
+    pub(crate) fields: bool,
+    /// Cookie changes.
+    pub(crate) cookie: bool,
+}
+
 /// Everything the layer knows about the request's session.
 pub(crate) struct State<T: SessionData> {
     pub(crate) ctx: Arc<Ctx>,
     pub(crate) id: String,
-    /// The request carried a verified session cookie.
-    pub(crate) had_cookie: bool,
-    /// `id` is the id that cookie carried (not a new, regenerated or rotated one).
-    pub(crate) id_from_cookie: bool,
-    /// The id changed in this request (regenerate, rotate_id): itself a modification.
-    pub(crate) id_changed: bool,
+    pub(crate) origin: IdOrigin,
     pub(crate) view: T::Tracked,
     /// The stored fields the view was loaded from (`None`: a new session, whose
     /// baseline is the encoded `Default`, computed only when needed).
@@ -50,16 +111,8 @@ pub(crate) struct State<T: SessionData> {
     pub(crate) cookie: SessionCookie,
     /// When the store said it would drop the loaded record (ms since the epoch).
     pub(crate) loaded_deadline: Option<i64>,
-    /// The store holds a record under `id`.
-    pub(crate) in_store: bool,
-    /// That record equals `baseline` (loaded with resave off, or saved this request).
-    pub(crate) saved_clean: bool,
-    /// Changes already flushed by `save()` this request.
-    pub(crate) modified: bool,
-    /// Cookie changes already flushed by `save()` this request.
-    pub(crate) cookie_changed: bool,
-    /// `save()` wrote the session during this request (no end-of-request touch needed).
-    pub(crate) saved_in_request: bool,
+    pub(crate) stored: Stored,
+    pub(crate) flushed: Flushed,
     pub(crate) phase: Phase,
     pub(crate) request_secure: bool,
     /// A copy of the request head for a custom `genid` (only kept when one is set).
@@ -99,7 +152,7 @@ impl<T: SessionData> State<T> {
             })
         });
         Self {
-            had_cookie,
+            origin: IdOrigin::New { had_cookie },
             meta: std::sync::OnceLock::from(meta),
             meta_write: if created.is_some() {
                 MetaWrite::Along
@@ -145,11 +198,9 @@ impl<T: SessionData> State<T> {
             meta,
             meta_write,
             loaded_deadline: loaded.deadline,
-            had_cookie: true,
-            id_from_cookie: true,
+            origin: IdOrigin::FromRequest,
             baseline: Some(loaded.fields),
-            in_store: true,
-            saved_clean,
+            stored: Stored::Loaded { clean: saved_clean },
             ..Self::assemble(ctx, id, request_secure, genid_parts, view, loaded.cookie)
         }
     }
@@ -166,18 +217,13 @@ impl<T: SessionData> State<T> {
         Self {
             ctx,
             id,
-            had_cookie: false,
-            id_from_cookie: false,
-            id_changed: false,
+            origin: IdOrigin::New { had_cookie: false },
             view,
             baseline: None,
             cookie,
             loaded_deadline: None,
-            in_store: false,
-            saved_clean: false,
-            modified: false,
-            cookie_changed: false,
-            saved_in_request: false,
+            stored: Stored::Nothing,
+            flushed: Flushed::default(),
             phase: Phase::Active,
             request_secure,
             genid_parts,
@@ -195,8 +241,7 @@ impl<T: SessionData> State<T> {
         self.cookie = loaded.cookie;
         self.meta = std::sync::OnceLock::new();
         self.meta_write = MetaWrite::Clean;
-        self.in_store = true;
-        self.saved_clean = saved_clean;
+        self.stored = Stored::Loaded { clean: saved_clean };
         self.phase = Phase::Active;
     }
 
@@ -230,7 +275,7 @@ impl<T: SessionData> State<T> {
     pub(crate) fn patch<'a>(&'a self, changes: &'a [FieldChange]) -> Patch<'a> {
         Patch::new(&self.cookie, changes)
             .with_loaded_text(self.baseline.as_ref().and_then(Baseline::record_text))
-            .with_cookie_attributes_changed(self.cookie_changed || self.cookie.changed)
+            .with_cookie_attributes_changed(self.flushed.cookie || self.cookie.changed)
     }
 
     /// The whole record of this session with `changes`, which [`State::changes`]
@@ -317,7 +362,7 @@ impl<T: SessionData> State<T> {
     /// more is written for it, and its cookie is cleared.
     pub(crate) fn lost(&mut self) -> SessionError {
         self.phase = Phase::Destroyed;
-        self.in_store = false;
+        self.stored = Stored::Nothing;
         SessionError::Gone
     }
 
@@ -326,6 +371,6 @@ impl<T: SessionData> State<T> {
     }
 
     pub(crate) fn is_new_id(&self) -> bool {
-        !self.id_from_cookie
+        self.origin.is_new()
     }
 }
