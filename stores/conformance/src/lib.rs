@@ -625,7 +625,13 @@ impl<S: SessionStore> Suite<S> {
                 let (s1, s2) = (Arc::clone(&self.store), Arc::clone(&self.store));
                 let (o1, o2, n1) = (old.clone(), old.clone(), new.clone());
                 let rotate = tokio::spawn(async move { s1.rotate(&o1, &n1, None).await });
-                let destroy = tokio::spawn(async move { s2.destroy(&o2).await });
+                // The destroy starts at different points of the move, round by round.
+                let destroy = tokio::spawn(async move {
+                    for _ in 0..round % 4 {
+                        tokio::task::yield_now().await;
+                    }
+                    s2.destroy(&o2).await
+                });
                 (rotate, destroy)
             };
             let rotated = rotate
