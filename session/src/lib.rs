@@ -147,22 +147,24 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod baseline;
 mod config;
+// The rooms: the derive's runtime half (`data/`: the tracked view, the stored record
+// and its baseline text, Tessera's record entry), the cookie (`cookie/`: the model and
+// codec, the signing, the cache of verified values), the layer (`layer/`), the session
+// and its extractor (`session/`), the stores (`store/`), and express-session's decisions
+// (`decide.rs`).
 mod cookie;
+pub(crate) use cookie::{signing, verified};
+pub(crate) use data::{baseline, meta, record};
 mod data;
 mod decide;
 mod gate;
 mod layer;
-mod meta;
 mod options;
-mod record;
 pub(crate) use tessera_rules as rules;
 mod session;
-mod signing;
 pub mod store;
 mod time;
-mod verified;
 
 pub use cookie::{MAX_COOKIE_AGE, SessionCookie};
 pub use data::{__private, EncodeError, Field, SessionData};

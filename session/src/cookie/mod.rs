@@ -16,6 +16,9 @@
 //! - **First wins.** Of several cookies with the session's name the first is read, as
 //!   express's `cookie.parse` does; the crate's jar keeps the last.
 
+pub(crate) mod signing;
+pub(crate) mod verified;
+
 use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};

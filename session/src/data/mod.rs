@@ -1,6 +1,11 @@
 //! The contract between `#[derive(SessionData)]` and the runtime: the trait, the
 //! tracked field wrapper, and the helpers the generated code calls.
 
+pub(crate) mod baseline;
+pub(crate) mod meta;
+pub(crate) mod record;
+pub(crate) mod write;
+
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
