@@ -2,56 +2,14 @@
 //! express-session writes (`Date#toUTCString` for `Expires`, `Date#toJSON` for the
 //! stored record). Written by hand to keep the dependency tree small.
 
-use std::cell::Cell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-thread_local! {
-    /// The instant lent by [`lend`] to the code running inside it on this thread.
-    static LENT: Cell<Option<i64>> = const { Cell::new(None) };
-}
-
-/// Milliseconds since the Unix epoch, like JavaScript's `Date.now()`; inside [`lend`],
-/// the lent instant.
+/// Milliseconds since the Unix epoch by the system clock, like JavaScript's
+/// `Date.now()`. The request path does not read it directly: the layer reads its own
+/// clock once per step ([`crate::SessionLayer::with_clock`]) and passes that `now` down,
+/// and the memory store reads its own ([`crate::MemoryStore::with_clock`]).
 pub(crate) fn now_ms() -> i64 {
-    match LENT.with(Cell::get) {
-        Some(now) => now,
-        None => clock_ms(),
-    }
-}
-
-/// Runs `f` with [`now_ms`] answering `now` on this thread, so that one step of a request
-/// (loading, or persisting, including the synchronous part of the store call) reads the
-/// clock once instead of at every layer. Restored on return and on unwind.
-pub(crate) fn lend<R>(now: i64, f: impl FnOnce() -> R) -> R {
-    struct Restore(Option<i64>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            LENT.with(|lent| lent.set(self.0));
-        }
-    }
-    let _restore = Restore(LENT.with(|lent| lent.replace(Some(now))));
-    f()
-}
-
-/// While it lives, [`now_ms`] answers `now` on this thread (see [`lend`]). It is not
-/// `Send`, so it cannot be held across an `.await` of a `Send` future.
-pub(crate) struct Lent {
-    previous: Option<i64>,
-    _not_send: std::marker::PhantomData<*const ()>,
-}
-
-/// Lends `now` until the returned guard is dropped.
-pub(crate) fn lent(now: i64) -> Lent {
-    Lent {
-        previous: LENT.with(|lent| lent.replace(Some(now))),
-        _not_send: std::marker::PhantomData,
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        LENT.with(|lent| lent.set(self.previous));
-    }
+    clock_ms()
 }
 
 fn clock_ms() -> i64 {
@@ -177,17 +135,6 @@ pub(crate) use tessera_rules::date::parse_iso_date;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lend_answers_the_lent_instant_inside_and_the_clock_after_even_on_unwind() {
-        let before = now_ms();
-        assert_eq!(lend(42, now_ms), 42);
-        assert_eq!(lend(1, || lend(2, now_ms) + now_ms()), 3);
-        assert!(now_ms() >= before, "the clock is back");
-        let unwound = std::panic::catch_unwind(|| lend(7, || panic!("inside")));
-        assert!(unwound.is_err());
-        assert!(now_ms() >= before, "restored on unwind");
-    }
 
     #[test]
     fn http_date_agrees_with_the_httpdate_crate() {

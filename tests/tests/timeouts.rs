@@ -73,7 +73,9 @@ fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
 #[tokio::test]
 async fn an_idle_session_ends_after_the_idle_timeout_and_every_request_renews_it() {
     let clock = ManualClock::default();
-    let mut browser = Browser::new(app(MemoryStore::default(), &clock));
+    // The store expires the idle session: it reads the same clock.
+    let store = MemoryStore::default().with_clock(clock.reader());
+    let mut browser = Browser::new(app(store, &clock));
     let first = browser.get("/bump").await;
     assert_eq!(first.body, "1");
     let set_cookie = first.set_cookie().unwrap();

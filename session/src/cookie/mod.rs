@@ -207,8 +207,13 @@ impl SessionCookie {
 
     /// Renews the expiry: `expires = now + originalMaxAge` (express's `touch`).
     pub fn touch(&mut self) {
+        self.touch_at(time::now_ms());
+    }
+
+    /// [`Self::touch`] at `now` (milliseconds since the epoch, the layer's clock).
+    pub(crate) fn touch_at(&mut self, now: i64) {
         if let Some(age) = self.original_max_age {
-            self.expires = Some(time::now_ms().saturating_add(age));
+            self.expires = Some(now.saturating_add(age));
         }
     }
 

@@ -168,6 +168,8 @@ pub struct Touch<'a> {
     loaded: Option<i64>,
     after: Option<std::time::Duration>,
     user: Option<&'a str>,
+    /// The layer's now, when the layer made it.
+    now: Option<i64>,
 }
 
 impl<'a> Touch<'a> {
@@ -178,6 +180,7 @@ impl<'a> Touch<'a> {
             loaded: None,
             after: None,
             user: None,
+            now: None,
         }
     }
 
@@ -211,6 +214,14 @@ impl<'a> Touch<'a> {
         }
     }
 
+    /// The same touch, judged at the layer's `now`.
+    pub(crate) fn at(self, now: i64) -> Self {
+        Self {
+            now: Some(now),
+            ..self
+        }
+    }
+
     /// The renewed cookie.
     pub fn cookie(&self) -> &'a SessionCookie {
         self.cookie
@@ -230,7 +241,10 @@ impl<'a> Touch<'a> {
         };
         let renewed = match self.cookie.expires {
             Some(at) => at,
-            None => time::now_ms().saturating_add(time::duration_ms(ttl)),
+            None => self
+                .now
+                .unwrap_or_else(time::now_ms)
+                .saturating_add(time::duration_ms(ttl)),
         };
         renewed.saturating_sub(loaded) >= time::duration_ms(after)
     }

@@ -51,57 +51,50 @@ pub(crate) async fn open<T: SessionData>(
     let now = cookie_id.as_ref().map(|_| ctx.now_ms());
     let mut stale = None;
     let loaded = match (&cookie_id, now) {
-        (Some(id), Some(now)) => {
-            let load = {
-                let _now = time::lent(now);
-                ctx.store.get(id)
-            };
-            match load.await {
-                Ok(Some(found)) => {
-                    let (keys, bytes) = found.fields.stored_size();
-                    match ctx.options.check_size(keys, bytes.unwrap_or(0)) {
-                        Ok(())
-                            if ctx.options.absolute_timeout.is_some()
-                                && past_absolute_timeout(ctx, &found, now) =>
-                        {
-                            stale = Some(Box::from(id.as_str()));
-                            None
-                        }
-                        Ok(()) => Some(found),
-                        Err(limit) => {
-                            tracing::warn!(
-                                %limit,
-                                "stored session is over a limit; starting a fresh session"
-                            );
-                            None
-                        }
+        (Some(id), Some(now)) => match ctx.store.get(id).await {
+            Ok(Some(found)) => {
+                let (keys, bytes) = found.fields.stored_size();
+                match ctx.options.check_size(keys, bytes.unwrap_or(0)) {
+                    Ok(())
+                        if ctx.options.absolute_timeout.is_some()
+                            && past_absolute_timeout(ctx, &found, now) =>
+                    {
+                        stale = Some(Box::from(id.as_str()));
+                        None
                     }
-                }
-                Ok(None) => {
-                    if let Some(suppressed) = ctx.alerts.gone.admit(now) {
-                        tracing::info!(
-                            suppressed,
-                            "session not in the store (expired, destroyed or revoked); starting a fresh session"
+                    Ok(()) => Some(found),
+                    Err(limit) => {
+                        tracing::warn!(
+                            %limit,
+                            "stored session is over a limit; starting a fresh session"
                         );
+                        None
                     }
-                    None
-                }
-                Err(StoreError::Corrupt(error)) => {
-                    tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
-                    None
-                }
-                Err(error) => {
-                    tracing::error!(
-                        error = &error as &dyn std::error::Error,
-                        "session store failed to load a session"
-                    );
-                    return Err(store_down_answer(ctx.options.store_error));
                 }
             }
-        }
+            Ok(None) => {
+                if let Some(suppressed) = ctx.alerts.gone.admit(now) {
+                    tracing::info!(
+                        suppressed,
+                        "session not in the store (expired, destroyed or revoked); starting a fresh session"
+                    );
+                }
+                None
+            }
+            Err(StoreError::Corrupt(error)) => {
+                tracing::warn!(%error, "stored session is corrupt; starting a fresh session");
+                None
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = &error as &dyn std::error::Error,
+                    "session store failed to load a session"
+                );
+                return Err(store_down_answer(ctx.options.store_error));
+            }
+        },
         _ => None,
     };
-    let _now = now.map(time::lent);
     let state = match loaded {
         Some(mut loaded) => {
             loaded.cookie.changed = false;
@@ -315,43 +308,34 @@ async fn finish<T: SessionData, St: SessionStore>(
             false
         }
     };
-    time::lend(now, || st.cookie.touch());
-    let lend = || time::lent(now);
+    st.cookie.touch_at(now);
     if st.meta_write != crate::session::MetaWrite::Clean {
         changes.extend(st.meta_change());
     }
 
     let outcome = match decide::write(&facts) {
         decide::Write::Patch => {
-            let write = {
-                let _now = lend();
-                store.patch(&st.id, st.patch(&changes).with_user(st.user()))
-            };
+            let write = store.patch(&st.id, st.patch(&changes).with_user(st.user()));
             write.await?
         }
         decide::Write::Set => {
-            let write = {
-                let _now = lend();
-                store.set(
-                    &st.id,
-                    st.record(&changes)
-                        .uninitialized(!facts.modified)
-                        .with_user(st.user()),
-                )
-            };
+            let write = store.set(
+                &st.id,
+                st.record(&changes)
+                    .uninitialized(!facts.modified)
+                    .with_user(st.user()),
+            );
             write.await?;
             Outcome::Applied
         }
         decide::Write::Touch => {
-            let write = {
-                let _now = lend();
-                store.touch(
-                    &st.id,
-                    Touch::new(&st.cookie)
-                        .lazy_ms(st.loaded_deadline, opts.touch_after)
-                        .with_user(st.user()),
-                )
-            };
+            let write = store.touch(
+                &st.id,
+                Touch::new(&st.cookie)
+                    .lazy_ms(st.loaded_deadline, opts.touch_after)
+                    .at(now)
+                    .with_user(st.user()),
+            );
             write.await?
         }
         decide::Write::Nothing => Outcome::Applied,

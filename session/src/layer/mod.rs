@@ -247,9 +247,11 @@ impl<T, St> SessionLayer<T, St> {
     }
 
     /// Reads the time from `clock` instead of the system clock: for tests that travel
-    /// in time (idle and absolute timeouts, expiry) without sleeping. The layer lends
-    /// this time to the store calls it makes, which the [`MemoryStore`] honours; stores
-    /// on a server (Redis, PostgreSQL) keep the server's time for their own expiry.
+    /// in time (idle and absolute timeouts, expiry) without sleeping. The layer reads it
+    /// once per step of a request and passes that `now` down (the cookie's renewal, the
+    /// timeouts); stores keep their own clocks, as Redis and PostgreSQL keep the
+    /// server's, so give the [`MemoryStore`] the same one with
+    /// [`MemoryStore::with_clock`] when its expiry should travel too.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};
@@ -257,9 +259,11 @@ impl<T, St> SessionLayer<T, St> {
     /// # #[derive(tessera::SessionData, Default)] struct Visit { views: u64 }
     /// # fn main() -> Result<(), tessera::ConfigError> {
     /// let now = Arc::new(Mutex::new(SystemTime::now()));
-    /// let clock = Arc::clone(&now);
+    /// let (for_layer, for_store) = (Arc::clone(&now), Arc::clone(&now));
+    /// let store = tessera::MemoryStore::new().with_clock(move || *for_store.lock().unwrap());
     /// let layer = tessera::SessionLayer::<Visit>::new(tessera::Secret::new("a long, random secret of 32 bytes or more")?)
-    ///     .with_clock(move || *clock.lock().unwrap());
+    ///     .with_store(store)
+    ///     .with_clock(move || *for_layer.lock().unwrap());
     /// *now.lock().unwrap() += Duration::from_secs(3600); // an hour later, at once
     /// # let _ = layer; Ok(()) }
     /// ```

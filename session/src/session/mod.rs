@@ -159,7 +159,7 @@ impl<T: SessionData> Session<T> {
     pub fn touch(&mut self) {
         let st = self.st_mut();
         let now = st.ctx.now_ms();
-        crate::time::lend(now, || st.cookie.touch());
+        st.cookie.touch_at(now);
     }
 
     /// Drops the session from this request (express's `req.session = null`): with
@@ -177,10 +177,7 @@ impl<T: SessionData> Session<T> {
     /// [`SessionError::Store`] when the store fails.
     pub async fn destroy(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
-        let destroy = {
-            let _now = crate::time::lent(st.ctx.now_ms());
-            st.ctx.store.destroy(&st.id)
-        };
+        let destroy = { st.ctx.store.destroy(&st.id) };
         destroy.await?;
         st.phase = Phase::Destroyed;
         st.stored = Stored::Nothing;
@@ -200,10 +197,7 @@ impl<T: SessionData> Session<T> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
         if st.stored.in_store() {
-            let destroy = {
-                let _now = crate::time::lent(st.ctx.now_ms());
-                st.ctx.store.destroy(&st.id)
-            };
+            let destroy = { st.ctx.store.destroy(&st.id) };
             if destroy.await? == Outcome::Missing {
                 return Err(st.lost());
             }
@@ -241,10 +235,7 @@ impl<T: SessionData> Session<T> {
         let st = self.st_mut();
         let new_id = st.new_id()?;
         if st.stored.in_store() {
-            let rotate = {
-                let _now = crate::time::lent(st.ctx.now_ms());
-                st.ctx.store.rotate(&st.id, &new_id, st.user())
-            };
+            let rotate = { st.ctx.store.rotate(&st.id, &new_id, st.user()) };
             if rotate.await? == Outcome::Missing {
                 return Err(st.lost());
             }
@@ -265,10 +256,7 @@ impl<T: SessionData> Session<T> {
     /// session"); [`SessionError::Store`] when the store fails.
     pub async fn reload(&mut self) -> Result<(), SessionError> {
         let st = self.st_mut();
-        let load = {
-            let _now = crate::time::lent(st.ctx.now_ms());
-            st.ctx.store.get(&st.id)
-        };
+        let load = { st.ctx.store.get(&st.id) };
         let loaded = load.await?.ok_or(SessionError::NotFound)?;
         st.replace_with(loaded, true);
         Ok(())
@@ -289,24 +277,19 @@ impl<T: SessionData> Session<T> {
         st.flushed.fields |= !changes.is_empty() || st.meta_write == MetaWrite::Changed;
         changes.extend(st.meta_change());
         st.flushed.cookie |= std::mem::take(&mut st.cookie.changed);
-        let now = st.ctx.now_ms();
         if st.stored.in_store() {
-            let patch = {
-                let _now = crate::time::lent(now);
-                st.ctx
-                    .store
-                    .patch(&st.id, st.patch(&changes).with_user(st.user()))
-            };
+            let patch = st
+                .ctx
+                .store
+                .patch(&st.id, st.patch(&changes).with_user(st.user()));
             if patch.await? == Outcome::Missing {
                 return Err(st.lost());
             }
         } else {
-            let set = {
-                let _now = crate::time::lent(now);
-                st.ctx
-                    .store
-                    .set(&st.id, st.record(&changes).with_user(st.user()))
-            };
+            let set = st
+                .ctx
+                .store
+                .set(&st.id, st.record(&changes).with_user(st.user()));
             set.await?;
         }
         if let Some(b) = &mut st.baseline {

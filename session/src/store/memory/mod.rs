@@ -89,7 +89,12 @@ impl Stored {
     }
 }
 
+/// A clock given to the store ([`MemoryStore::with_clock`]).
+type Clock = dyn Fn() -> std::time::SystemTime + Send + Sync;
+
 struct Inner {
+    /// The store's clock, when not the system's (tests).
+    clock: std::sync::OnceLock<Arc<Clock>>,
     shards: Vec<Mutex<Shard>>,
     hash: IdHash,
     count: AtomicUsize,
@@ -177,6 +182,7 @@ impl MemoryStore {
         let sweep_every_ms = Self::sweep_step_ms(Self::DEFAULT_SWEEP_INTERVAL);
         Self {
             inner: Arc::new(Inner {
+                clock: std::sync::OnceLock::new(),
                 shards: (0..SHARDS).map(|_| Mutex::new(Table::new())).collect(),
                 hash: IdHash::new(),
                 count: AtomicUsize::new(0),
@@ -240,6 +246,25 @@ impl MemoryStore {
         self
     }
 
+    /// Reads the time from `clock` instead of the system clock: for tests that travel in
+    /// time, with the same clock given to [`crate::SessionLayer::with_clock`]. The
+    /// first clock given to a store (or any of its clones) is the one it keeps.
+    pub fn with_clock(
+        self,
+        clock: impl Fn() -> std::time::SystemTime + Send + Sync + 'static,
+    ) -> Self {
+        let _ = self.inner.clock.set(Arc::new(clock));
+        self
+    }
+
+    /// Now, by the store's clock, in milliseconds since the epoch.
+    pub(super) fn now_ms(&self) -> i64 {
+        match self.inner.clock.get() {
+            Some(clock) => time::system_time_to_ms(clock()),
+            None => time::now_ms(),
+        }
+    }
+
     /// How often every shard is swept (default [`Self::DEFAULT_SWEEP_INTERVAL`]): the
     /// store is split into 256 shards, and one of them is swept each `every / 256`, as
     /// the store is written.
@@ -248,7 +273,7 @@ impl MemoryStore {
         self.inner.sweep_every_ms.store(step, Ordering::Relaxed);
         self.inner
             .next_sweep
-            .store(time::now_ms().saturating_add(step), Ordering::Relaxed);
+            .store(self.now_ms().saturating_add(step), Ordering::Relaxed);
         self
     }
 
@@ -272,7 +297,7 @@ impl MemoryStore {
 
     /// The live record under `id`, its fields kept as text; an expired one is removed.
     fn get_now(&self, id: &str) -> Result<Option<LoadedRecord>, StoreError> {
-        let now = time::now_ms();
+        let now = self.now_ms();
         let (hash, mut shard) = self.shard(id);
         let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
             return Ok(None);
@@ -294,7 +319,7 @@ impl MemoryStore {
     fn set_now(&self, id: &str, record: &RecordView<'_>) -> Result<(), StoreError> {
         let blob = blob::encode_view(id, record).map_err(StoreError::Corrupt)?;
         // Writing an expired record is a delete, as connect-redis does.
-        let now = time::now_ms();
+        let now = self.now_ms();
         let deadline = self.deadline(record.cookie(), now);
         self.store_entry(id, deadline, !record.is_uninitialized(), blob, now);
         Ok(())
@@ -342,7 +367,7 @@ impl MemoryStore {
         cookie: &SessionCookie,
         changes: &[FieldChange],
     ) -> Result<Outcome, StoreError> {
-        let now = time::now_ms();
+        let now = self.now_ms();
         self.maybe_sweep_step(now);
         let deadline = self.deadline(cookie, now);
         let (hash, mut shard) = self.shard(id);
@@ -384,7 +409,7 @@ impl MemoryStore {
 
     /// Renews the deadline of a live record (the stored `expires` is the deadline).
     fn touch_now(&self, id: &str, cookie: &SessionCookie) -> Outcome {
-        let now = time::now_ms();
+        let now = self.now_ms();
         let deadline = self.deadline(cookie, now);
         let (hash, mut shard) = self.shard(id);
         let Some(slot) = shard.find(hash, |s| s.is(hash, id)) else {
@@ -408,7 +433,7 @@ impl MemoryStore {
     /// Takes the live record out of `from` and stores it under `to`: a request on
     /// `from` after this sees no session.
     fn rotate_now(&self, from: &str, to: &str) -> Result<Outcome, StoreError> {
-        let now = time::now_ms();
+        let now = self.now_ms();
         let taken = {
             let (hash, mut shard) = self.shard(from);
             let Some(slot) = shard.find(hash, |s| s.is(hash, from)) else {
@@ -425,7 +450,7 @@ impl MemoryStore {
     }
 
     fn destroy_now(&self, id: &str) -> Outcome {
-        let now = time::now_ms();
+        let now = self.now_ms();
         let (hash, mut shard) = self.shard(id);
         match shard.find(hash, |s| s.is(hash, id)) {
             Some(slot) => {
@@ -559,7 +584,7 @@ impl SessionAdmin for MemoryStore {
     }
 
     fn ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
-        let now = time::now_ms();
+        let now = self.now_ms();
         let mut ids = Vec::new();
         for shard in &self.inner.shards {
             ids.extend(

@@ -6,7 +6,6 @@
 use std::sync::atomic::Ordering;
 
 use super::{MemoryStore, SHARDS, Shard, Stored, lock, users};
-use crate::time;
 
 /// The most shards one request sweeps when the sweep fell behind (no writes for a
 /// while): the rest waits for the next writes.
@@ -19,7 +18,7 @@ const EVICT_SCAN: usize = 2;
 impl MemoryStore {
     /// Removes every expired record now; returns how many were removed.
     pub fn sweep(&self) -> usize {
-        let now = time::now_ms();
+        let now = self.now_ms();
         (0..SHARDS).map(|i| self.sweep_shard(i, now)).sum()
     }
 
