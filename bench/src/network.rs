@@ -74,9 +74,9 @@ fn tessera(store: impl SessionStore) -> Router {
         Err(e) => unreachable!("literal secret: {e}"),
     };
     let options = SessionOptions::default()
-        .resave(false)
-        .save_uninitialized(false)
-        .touch_after(Some(Duration::from_secs(60)));
+        .with_resave(false)
+        .with_save_uninitialized(false)
+        .with_touch_after(Some(Duration::from_secs(60)));
     let layer = SessionLayer::<Views>::new(secret)
         .with_store(store)
         .with_options(options);

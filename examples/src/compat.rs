@@ -94,9 +94,9 @@ impl Config {
         let mut table = "session".to_owned();
         let mut ttl = None;
         let mut o = SessionOptions::default()
-            .resave(false)
-            .save_uninitialized(false)
-            .rolling(false);
+            .with_resave(false)
+            .with_save_uninitialized(false)
+            .with_rolling(false);
         let e = |e: tessera::ConfigError| e.to_string();
         let c = |e: tessera::ChoiceError| e.to_string();
         while let Some(flag) = args.next() {
@@ -119,37 +119,37 @@ impl Config {
                     ttl = Some(value()?.parse::<u64>().map_err(|e| format!("--ttl: {e}"))?);
                 }
                 "--secret" => secrets.push(value()?),
-                "--name" => o = o.name(&value()?).map_err(e)?,
+                "--name" => o = o.with_name(&value()?).map_err(e)?,
                 "--max-age" => {
                     let ms: u64 = value()?.parse().map_err(|e| format!("--max-age: {e}"))?;
-                    o = o.max_age(Some(Duration::from_millis(ms))).map_err(e)?;
+                    o = o.with_max_age(Some(Duration::from_millis(ms))).map_err(e)?;
                 }
-                "--rolling" => o = o.rolling(true),
-                "--resave" => o = o.resave(true),
-                "--save-uninitialized" => o = o.save_uninitialized(true),
-                "--partitioned" => o = o.partitioned(true),
-                "--same-site" => o = o.same_site(Some(value()?.parse().map_err(c)?)),
-                "--secure" => o = o.secure(value()?.parse().map_err(c)?),
+                "--rolling" => o = o.with_rolling(true),
+                "--resave" => o = o.with_resave(true),
+                "--save-uninitialized" => o = o.with_save_uninitialized(true),
+                "--partitioned" => o = o.with_partitioned(true),
+                "--same-site" => o = o.with_same_site(Some(value()?.parse().map_err(c)?)),
+                "--secure" => o = o.with_secure(value()?.parse().map_err(c)?),
                 "--proxy" => {
                     let v = value()?;
-                    o = o.proxy(Some(match v.as_str() {
+                    o = o.with_proxy(Some(match v.as_str() {
                         "true" => true,
                         "false" => false,
                         _ => return Err(format!("--proxy {v}: expected true or false")),
                     }));
                 }
-                "--domain" => o = o.cookie_domain(Some(&value()?)).map_err(e)?,
-                "--path" => o = o.cookie_path(&value()?).map_err(e)?,
-                "--unset" => o = o.unset(value()?.parse().map_err(c)?),
+                "--domain" => o = o.with_domain(Some(&value()?)).map_err(e)?,
+                "--path" => o = o.with_path(&value()?).map_err(e)?,
+                "--unset" => o = o.with_unset(value()?.parse().map_err(c)?),
                 "--http-only" => {
                     let v = value()?;
-                    o = o.http_only(match v.as_str() {
+                    o = o.with_http_only(match v.as_str() {
                         "true" => true,
                         "false" => false,
                         _ => return Err(format!("--http-only {v}: expected true or false")),
                     });
                 }
-                "--priority" => o = o.priority(Some(value()?.parse().map_err(c)?)),
+                "--priority" => o = o.with_priority(Some(value()?.parse().map_err(c)?)),
                 other => return Err(format!("unknown flag {other}")),
             }
         }

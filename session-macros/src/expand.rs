@@ -62,28 +62,28 @@ fn options(o: &OptionsModel) -> TokenStream {
     }
     if let Some(b) = &c.http_only {
         let v = b.value;
-        calls.push(quote!(.http_only(#v)));
+        calls.push(quote!(.with_http_only(#v)));
     }
     if let Some(b) = &c.partitioned {
         let v = b.value;
-        calls.push(quote!(.partitioned(#v)));
+        calls.push(quote!(.with_partitioned(#v)));
     }
     if let Some(s) = &c.secure {
         let variant = format_ident!("{}", format!("{:?}", s.value));
-        calls.push(quote!(.secure(::tessera::__private::Secure::#variant)));
+        calls.push(quote!(.with_secure(::tessera::__private::Secure::#variant)));
     }
     if let Some(s) = &c.same_site {
         let variant = format_ident!("{}", format!("{:?}", s.value));
-        calls.push(quote!(.same_site(::core::option::Option::Some(::tessera::__private::SameSite::#variant))));
+        calls.push(quote!(.with_same_site(::core::option::Option::Some(::tessera::__private::SameSite::#variant))));
     }
     if let Some(p) = &c.priority {
         let variant = format_ident!("{}", format!("{:?}", p.value));
-        calls.push(quote!(.priority(::core::option::Option::Some(::tessera::__private::Priority::#variant))));
+        calls.push(quote!(.with_priority(::core::option::Option::Some(::tessera::__private::Priority::#variant))));
     }
     for (opt, method) in [
-        (&o.rolling, quote!(rolling)),
-        (&o.resave, quote!(resave)),
-        (&o.save_uninitialized, quote!(save_uninitialized)),
+        (&o.rolling, quote!(with_rolling)),
+        (&o.resave, quote!(with_resave)),
+        (&o.save_uninitialized, quote!(with_save_uninitialized)),
     ] {
         if let Some(b) = opt {
             let v = b.value;
@@ -92,7 +92,7 @@ fn options(o: &OptionsModel) -> TokenStream {
     }
     if let Some(p) = &o.proxy {
         let v = p.value;
-        calls.push(quote!(.proxy(::core::option::Option::Some(#v))));
+        calls.push(quote!(.with_proxy(::core::option::Option::Some(#v))));
     }
     if let Some(t) = &o.idle_timeout_ms {
         let v = t.value;
@@ -108,10 +108,13 @@ fn options(o: &OptionsModel) -> TokenStream {
     }
     if let Some(u) = &o.unset {
         let variant = format_ident!("{}", format!("{:?}", u.value));
-        calls.push(quote!(.unset(::tessera::__private::Unset::#variant)));
+        calls.push(quote!(.with_unset(::tessera::__private::Unset::#variant)));
     }
     quote! {
-        <::tessera::__private::SessionOptions as ::core::default::Default>::default() #(#calls)*
+        {
+            use ::tessera::__private::CheckedSetters as _;
+            <::tessera::__private::SessionOptions as ::core::default::Default>::default() #(#calls)*
+        }
     }
 }
 

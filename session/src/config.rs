@@ -70,16 +70,18 @@ impl SessionOptions {
         let norm = normalize(key);
         let v = value.trim();
         Ok(match norm.as_str() {
-            "name" | "key" => self.name(v)?,
-            "rolling" => self.rolling(parse_bool("rolling", v)?),
-            "resave" => self.resave(parse_bool("resave", v)?),
-            "saveuninitialized" => self.save_uninitialized(parse_bool("save_uninitialized", v)?),
-            "unset" => self.unset(v.parse()?),
-            "proxy" => self.proxy(Some(parse_bool("proxy", v)?)),
+            "name" | "key" => self.with_name(v)?,
+            "rolling" => self.with_rolling(parse_bool("rolling", v)?),
+            "resave" => self.with_resave(parse_bool("resave", v)?),
+            "saveuninitialized" => {
+                self.with_save_uninitialized(parse_bool("save_uninitialized", v)?)
+            }
+            "unset" => self.with_unset(v.parse()?),
+            "proxy" => self.with_proxy(Some(parse_bool("proxy", v)?)),
             "maxage" => {
                 let ms =
                     rules::parse_duration_ms(v).map_err(|m| ConfigError::invalid("max_age", m))?;
-                self.max_age(Some(Duration::from_millis(ms)))?
+                self.with_max_age(Some(Duration::from_millis(ms)))?
             }
             "expires" => {
                 let ms = time::parse_iso_date(v).ok_or_else(|| {
@@ -88,26 +90,26 @@ impl SessionOptions {
                         format!("expected an ISO-8601 date such as \"2027-01-01T00:00:00Z\", not \"{v}\""),
                     )
                 })?;
-                self.expires(Some(time::ms_to_system_time(ms)))
+                self.with_expires(Some(time::ms_to_system_time(ms)))
             }
             "idletimeout" => {
                 let ms = rules::parse_duration_ms(v)
                     .map_err(|m| ConfigError::invalid("idle_timeout", m))?;
-                self.idle_timeout(Some(Duration::from_millis(ms)))?
+                self.with_idle_timeout(Some(Duration::from_millis(ms)))?
             }
             "absolutetimeout" => {
                 let ms = rules::parse_duration_ms(v)
                     .map_err(|m| ConfigError::invalid("absolute_timeout", m))?;
-                self.absolute_timeout(Some(Duration::from_millis(ms)))?
+                self.with_absolute_timeout(Some(Duration::from_millis(ms)))?
             }
-            "idheader" => self.id_header(Some(v))?,
-            "path" => self.cookie_path(v)?,
-            "domain" => self.cookie_domain(Some(v))?,
-            "httponly" => self.http_only(parse_bool("http_only", v)?),
-            "secure" => self.secure(v.parse()?),
-            "samesite" => self.same_site(Some(v.parse()?)),
-            "partitioned" => self.partitioned(parse_bool("partitioned", v)?),
-            "priority" => self.priority(Some(v.parse()?)),
+            "idheader" => self.with_id_header(Some(v))?,
+            "path" => self.with_path(v)?,
+            "domain" => self.with_domain(Some(v))?,
+            "httponly" => self.with_http_only(parse_bool("http_only", v)?),
+            "secure" => self.with_secure(v.parse()?),
+            "samesite" => self.with_same_site(Some(v.parse()?)),
+            "partitioned" => self.with_partitioned(parse_bool("partitioned", v)?),
+            "priority" => self.with_priority(Some(v.parse()?)),
             "secret" | "secrets" => {
                 return Err(ConfigError::invalid(
                     "secret",

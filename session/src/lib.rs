@@ -49,14 +49,14 @@
 //! ## Beyond express-session
 //!
 //! - **Idle and absolute timeouts** together: `#[session(idle_timeout = "30m",
-//!   absolute_timeout = "12h")]`, or [`SessionOptions::idle_timeout`] and
-//!   [`SessionOptions::absolute_timeout`]. The creation time is kept in the record's
+//!   absolute_timeout = "12h")]`, or [`SessionOptions::with_idle_timeout`] and
+//!   [`SessionOptions::with_absolute_timeout`]. The creation time is kept in the record's
 //!   [`META_KEY`] entry, which Node services keep intact.
 //! - **A user's sessions**: [`Session::set_user`] at login, then
 //!   [`SessionAdmin::user_sessions`] ("your devices") and
 //!   [`SessionAdmin::destroy_user_sessions`] ("log out everywhere else") on the store.
 //! - **API clients** carry the signed id in a header instead of a cookie:
-//!   `#[session(id_header = "X-Session-Id")]`, see [`SessionOptions::id_header`] for
+//!   `#[session(id_header = "X-Session-Id")]`, see [`SessionOptions::with_id_header`] for
 //!   which wins and what it means for CSRF.
 //! - Tests travel in time without sleeping: [`SessionLayer::with_clock`].
 //!
@@ -72,24 +72,24 @@
 //!
 //! | attribute | forms | default | express-session | run-time setter | config key (env suffix) |
 //! |---|---|---|---|---|---|
-//! | `name` (alias `key`) | `name = "sid"` | `"connect.sid"` | `name` | [`SessionOptions::name`] | `name` (`NAME`) |
-//! | `cookie(max_age)` | `cookie(max_age = "30m")` | none: a browser-session cookie | `cookie.maxAge` (ms) | [`SessionOptions::max_age`] | `cookie.max_age` (`COOKIE_MAX_AGE`) |
-//! | `cookie(expires)` | `cookie(expires = "2027-01-01T00:00:00Z")` | none | `cookie.expires` | [`SessionOptions::expires`] | `cookie.expires` (`COOKIE_EXPIRES`) |
-//! | `cookie(path)` | `cookie(path = "/app")` | `"/"` | `cookie.path` | [`SessionOptions::cookie_path`] | `cookie.path` (`COOKIE_PATH`) |
-//! | `cookie(domain)` | `cookie(domain = "example.com")` | none: host-only | `cookie.domain` | [`SessionOptions::cookie_domain`] | `cookie.domain` (`COOKIE_DOMAIN`) |
-//! | `cookie(http_only)` | `cookie(http_only = false)` | `true` | `cookie.httpOnly` | [`SessionOptions::http_only`] | `cookie.http_only` (`COOKIE_HTTP_ONLY`) |
-//! | `cookie(secure)` | `cookie(secure = true)`, `false`, `"auto"` | `false` | `cookie.secure` | [`SessionOptions::secure`] | `cookie.secure` (`COOKIE_SECURE`) |
-//! | `cookie(same_site)` | `"strict"`, `"lax"`, `"none"`, `"auto"` | not sent | `cookie.sameSite` | [`SessionOptions::same_site`] | `cookie.same_site` (`COOKIE_SAME_SITE`) |
-//! | `cookie(partitioned)` | `cookie(partitioned = true)` | `false` | `cookie.partitioned` | [`SessionOptions::partitioned`] | `cookie.partitioned` (`COOKIE_PARTITIONED`) |
-//! | `cookie(priority)` | `"low"`, `"medium"`, `"high"` | not sent | `cookie.priority` | [`SessionOptions::priority`] | `cookie.priority` (`COOKIE_PRIORITY`) |
-//! | `rolling` | `rolling`, `rolling = true` | `false` | `rolling` | [`SessionOptions::rolling`] | `rolling` (`ROLLING`) |
-//! | `resave` | `resave = false` | `true` (with a start-up warning, as express) | `resave` | [`SessionOptions::resave`] | `resave` (`RESAVE`) |
-//! | `save_uninitialized` | `save_uninitialized = false` | `true` (with a warning) | `saveUninitialized` | [`SessionOptions::save_uninitialized`] | `save_uninitialized` (`SAVE_UNINITIALIZED`) |
-//! | `unset` | `"keep"`, `"destroy"` | `"keep"` | `unset` | [`SessionOptions::unset`] | `unset` (`UNSET`) |
-//! | `proxy` | `proxy = true` | unset: the connection only | `proxy` | [`SessionOptions::proxy`] | `proxy` (`PROXY`) |
-//! | `idle_timeout` | `idle_timeout = "30m"` | none | (`maxAge` with `rolling`) | [`SessionOptions::idle_timeout`] | `idle_timeout` (`IDLE_TIMEOUT`) |
-//! | `absolute_timeout` | `absolute_timeout = "12h"` | none | — | [`SessionOptions::absolute_timeout`] | `absolute_timeout` (`ABSOLUTE_TIMEOUT`) |
-//! | `id_header` | `id_header = "X-Session-Id"` | none: cookies only | — | [`SessionOptions::id_header`] | `id_header` (`ID_HEADER`) |
+//! | `name` (alias `key`) | `name = "sid"` | `"connect.sid"` | `name` | [`SessionOptions::with_name`] | `name` (`NAME`) |
+//! | `cookie(max_age)` | `cookie(max_age = "30m")` | none: a browser-session cookie | `cookie.maxAge` (ms) | [`SessionOptions::with_max_age`] | `cookie.max_age` (`COOKIE_MAX_AGE`) |
+//! | `cookie(expires)` | `cookie(expires = "2027-01-01T00:00:00Z")` | none | `cookie.expires` | [`SessionOptions::with_expires`] | `cookie.expires` (`COOKIE_EXPIRES`) |
+//! | `cookie(path)` | `cookie(path = "/app")` | `"/"` | `cookie.path` | [`SessionOptions::with_path`] | `cookie.path` (`COOKIE_PATH`) |
+//! | `cookie(domain)` | `cookie(domain = "example.com")` | none: host-only | `cookie.domain` | [`SessionOptions::with_domain`] | `cookie.domain` (`COOKIE_DOMAIN`) |
+//! | `cookie(http_only)` | `cookie(http_only = false)` | `true` | `cookie.httpOnly` | [`SessionOptions::with_http_only`] | `cookie.http_only` (`COOKIE_HTTP_ONLY`) |
+//! | `cookie(secure)` | `cookie(secure = true)`, `false`, `"auto"` | `false` | `cookie.secure` | [`SessionOptions::with_secure`] | `cookie.secure` (`COOKIE_SECURE`) |
+//! | `cookie(same_site)` | `"strict"`, `"lax"`, `"none"`, `"auto"` | not sent | `cookie.sameSite` | [`SessionOptions::with_same_site`] | `cookie.same_site` (`COOKIE_SAME_SITE`) |
+//! | `cookie(partitioned)` | `cookie(partitioned = true)` | `false` | `cookie.partitioned` | [`SessionOptions::with_partitioned`] | `cookie.partitioned` (`COOKIE_PARTITIONED`) |
+//! | `cookie(priority)` | `"low"`, `"medium"`, `"high"` | not sent | `cookie.priority` | [`SessionOptions::with_priority`] | `cookie.priority` (`COOKIE_PRIORITY`) |
+//! | `rolling` | `rolling`, `rolling = true` | `false` | `rolling` | [`SessionOptions::with_rolling`] | `rolling` (`ROLLING`) |
+//! | `resave` | `resave = false` | `true` (with a start-up warning, as express) | `resave` | [`SessionOptions::with_resave`] | `resave` (`RESAVE`) |
+//! | `save_uninitialized` | `save_uninitialized = false` | `true` (with a warning) | `saveUninitialized` | [`SessionOptions::with_save_uninitialized`] | `save_uninitialized` (`SAVE_UNINITIALIZED`) |
+//! | `unset` | `"keep"`, `"destroy"` | `"keep"` | `unset` | [`SessionOptions::with_unset`] | `unset` (`UNSET`) |
+//! | `proxy` | `proxy = true` | unset: the connection only | `proxy` | [`SessionOptions::with_proxy`] | `proxy` (`PROXY`) |
+//! | `idle_timeout` | `idle_timeout = "30m"` | none | (`maxAge` with `rolling`) | [`SessionOptions::with_idle_timeout`] | `idle_timeout` (`IDLE_TIMEOUT`) |
+//! | `absolute_timeout` | `absolute_timeout = "12h"` | none | — | [`SessionOptions::with_absolute_timeout`] | `absolute_timeout` (`ABSOLUTE_TIMEOUT`) |
+//! | `id_header` | `id_header = "X-Session-Id"` | none: cookies only | — | [`SessionOptions::with_id_header`] | `id_header` (`ID_HEADER`) |
 //!
 //! Combinations that browsers reject are compile errors too: `same_site = "none"` or
 //! `partitioned` without `secure = true`, `__Host-` and `__Secure-` names without it, a

@@ -151,11 +151,11 @@ impl Default for CookieOptions {
 /// ```
 /// use tessera::{SessionOptions, SameSite};
 /// let opts = SessionOptions::default()
-///     .name("sid")?
-///     .cookie_path("/app")?
-///     .same_site(Some("lax".parse()?))
-///     .rolling(true);
-/// assert_eq!(opts.cookie_name(), "sid");
+///     .with_name("sid")?
+///     .with_path("/app")?
+///     .with_same_site(Some("lax".parse()?))
+///     .with_rolling(true);
+/// assert_eq!(opts.name(), "sid");
 /// # Ok::<(), tessera::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,9 +206,9 @@ impl Default for SessionOptions {
 }
 
 impl SessionOptions {
-    /// The default of [`SessionOptions::max_keys`]: 10,000 keys.
+    /// The default of [`SessionOptions::with_max_keys`]: 10,000 keys.
     pub const DEFAULT_MAX_KEYS: usize = 10_000;
-    /// The default of [`SessionOptions::max_record_bytes`]: 1 MiB.
+    /// The default of [`SessionOptions::with_max_record_bytes`]: 1 MiB.
     pub const DEFAULT_MAX_RECORD_BYTES: usize = 1 << 20;
 
     /// The most keys a session may hold (default [`Self::DEFAULT_MAX_KEYS`]). A change
@@ -216,14 +216,14 @@ impl SessionOptions {
     /// `tracing` event says which, and the stored session stays as it was. A stored
     /// session that already holds more (written by another service) is not loaded: the
     /// request starts a fresh session, with an event.
-    pub fn max_keys(mut self, max: usize) -> Self {
+    pub fn with_max_keys(mut self, max: usize) -> Self {
         self.max_keys = max.max(1);
         self
     }
 
     /// The most bytes of a session's stored fields, as compact JSON (default
     /// [`Self::DEFAULT_MAX_RECORD_BYTES`]); enforced like [`Self::max_keys`].
-    pub fn max_record_bytes(mut self, max: usize) -> Self {
+    pub fn with_max_record_bytes(mut self, max: usize) -> Self {
         self.max_record_bytes = max.max(1);
         self
     }
@@ -250,15 +250,10 @@ impl SessionOptions {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] for a name that is not an RFC 6265 token.
-    pub fn name(mut self, name: &str) -> Result<Self, ConfigError> {
+    pub fn with_name(mut self, name: &str) -> Result<Self, ConfigError> {
         rules::check_cookie_name(name).map_err(|m| ConfigError::invalid("name", m))?;
         self.name = name.to_owned();
         Ok(self)
-    }
-
-    /// The configured cookie name.
-    pub fn cookie_name(&self) -> &str {
-        &self.name
     }
 
     /// The cookie `Path` (default `/`). Requests outside it get no session.
@@ -267,7 +262,7 @@ impl SessionOptions {
     ///
     /// [`ConfigError::Invalid`] for a path that does not start with `/`, has `;`,
     /// control characters, or whitespace at either end.
-    pub fn cookie_path(mut self, path: &str) -> Result<Self, ConfigError> {
+    pub fn with_path(mut self, path: &str) -> Result<Self, ConfigError> {
         rules::check_cookie_path(path).map_err(|m| ConfigError::invalid("path", m))?;
         self.cookie.path = Arc::from(path);
         Ok(self)
@@ -279,7 +274,7 @@ impl SessionOptions {
     ///
     /// [`ConfigError::Invalid`] for a domain with a scheme, a port or characters a host
     /// name cannot have.
-    pub fn cookie_domain(mut self, domain: Option<&str>) -> Result<Self, ConfigError> {
+    pub fn with_domain(mut self, domain: Option<&str>) -> Result<Self, ConfigError> {
         if let Some(d) = domain {
             rules::check_cookie_domain(d).map_err(|m| ConfigError::invalid("domain", m))?;
         }
@@ -288,31 +283,31 @@ impl SessionOptions {
     }
 
     /// `HttpOnly` (default true).
-    pub fn http_only(mut self, on: bool) -> Self {
+    pub fn with_http_only(mut self, on: bool) -> Self {
         self.cookie.http_only = on;
         self
     }
 
     /// `Secure` (default [`Secure::Never`]).
-    pub fn secure(mut self, secure: Secure) -> Self {
+    pub fn with_secure(mut self, secure: Secure) -> Self {
         self.cookie.secure = secure;
         self
     }
 
     /// `SameSite` (default: not sent).
-    pub fn same_site(mut self, same_site: Option<SameSite>) -> Self {
+    pub fn with_same_site(mut self, same_site: Option<SameSite>) -> Self {
         self.cookie.same_site = same_site;
         self
     }
 
     /// `Partitioned` (CHIPS; default off).
-    pub fn partitioned(mut self, on: bool) -> Self {
+    pub fn with_partitioned(mut self, on: bool) -> Self {
         self.cookie.partitioned = on;
         self
     }
 
     /// `Priority` (default: not sent).
-    pub fn priority(mut self, priority: Option<Priority>) -> Self {
+    pub fn with_priority(mut self, priority: Option<Priority>) -> Self {
         self.cookie.priority = priority;
         self
     }
@@ -323,7 +318,7 @@ impl SessionOptions {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] for a zero duration.
-    pub fn max_age(mut self, max_age: Option<Duration>) -> Result<Self, ConfigError> {
+    pub fn with_max_age(mut self, max_age: Option<Duration>) -> Result<Self, ConfigError> {
         if max_age == Some(Duration::ZERO) {
             return Err(ConfigError::invalid(
                 "max_age",
@@ -339,47 +334,47 @@ impl SessionOptions {
     /// A fixed expiry date for new sessions (express's `cookie.expires`): as in
     /// express-session the time left at creation becomes the session's max-age.
     /// Replaces `max_age`.
-    pub fn expires(mut self, expires: Option<SystemTime>) -> Self {
+    pub fn with_expires(mut self, expires: Option<SystemTime>) -> Self {
         self.cookie.expires = expires;
         self.cookie.max_age = None;
         self
     }
 
     /// Save sessions that were not modified (express default: true).
-    pub fn resave(mut self, on: bool) -> Self {
+    pub fn with_resave(mut self, on: bool) -> Self {
         self.resave = on;
         self.explicit_resave = true;
         self
     }
 
     /// Send the cookie (and renew its expiry) on every response (default false).
-    pub fn rolling(mut self, on: bool) -> Self {
+    pub fn with_rolling(mut self, on: bool) -> Self {
         self.rolling = on;
         self
     }
 
     /// Store new sessions that were not modified (express default: true).
-    pub fn save_uninitialized(mut self, on: bool) -> Self {
+    pub fn with_save_uninitialized(mut self, on: bool) -> Self {
         self.save_uninitialized = on;
         self.explicit_save_uninitialized = true;
         self
     }
 
     /// What [`crate::Session::unset`] does (default [`Unset::Keep`]).
-    pub fn unset(mut self, unset: Unset) -> Self {
+    pub fn with_unset(mut self, unset: Unset) -> Self {
         self.unset = unset;
         self
     }
 
     /// Trust `X-Forwarded-Proto` (`Some(true)`), or only the connection (`Some(false)` and
     /// `None`; axum has no "trust proxy" setting to fall back to).
-    pub fn proxy(mut self, proxy: Option<bool>) -> Self {
+    pub fn with_proxy(mut self, proxy: Option<bool>) -> Self {
         self.proxy = proxy;
         self
     }
 
     /// What happens when the store fails to load a session (default: 500).
-    pub fn store_error_policy(mut self, policy: StoreErrorPolicy) -> Self {
+    pub fn with_store_error_policy(mut self, policy: StoreErrorPolicy) -> Self {
         self.store_error = policy;
         self
     }
@@ -389,7 +384,7 @@ impl SessionOptions {
     /// round trip on most read-only requests. `None` (the default) touches on every
     /// request, as express-session does. A session then expires up to `after` earlier
     /// than it would with express.
-    pub fn touch_after(mut self, after: Option<std::time::Duration>) -> Self {
+    pub fn with_touch_after(mut self, after: Option<std::time::Duration>) -> Self {
         self.touch_after = after;
         self
     }
@@ -403,8 +398,8 @@ impl SessionOptions {
     /// ```
     /// use std::time::Duration;
     /// let o = tessera::SessionOptions::default()
-    ///     .idle_timeout(Some(Duration::from_secs(30 * 60)))?
-    ///     .absolute_timeout(Some(Duration::from_secs(12 * 3600)))?;
+    ///     .with_idle_timeout(Some(Duration::from_secs(30 * 60)))?
+    ///     .with_absolute_timeout(Some(Duration::from_secs(12 * 3600)))?;
     /// assert!(o.validate().is_ok());
     /// # Ok::<(), tessera::ConfigError>(())
     /// ```
@@ -412,7 +407,7 @@ impl SessionOptions {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] for a zero duration.
-    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Result<Self, ConfigError> {
+    pub fn with_idle_timeout(mut self, idle: Option<Duration>) -> Result<Self, ConfigError> {
         if idle == Some(Duration::ZERO) {
             return Err(ConfigError::invalid(
                 "idle_timeout",
@@ -440,7 +435,10 @@ impl SessionOptions {
     /// # Errors
     ///
     /// [`ConfigError::Invalid`] for a zero duration.
-    pub fn absolute_timeout(mut self, absolute: Option<Duration>) -> Result<Self, ConfigError> {
+    pub fn with_absolute_timeout(
+        mut self,
+        absolute: Option<Duration>,
+    ) -> Result<Self, ConfigError> {
         if absolute == Some(Duration::ZERO) {
             return Err(ConfigError::invalid(
                 "absolute_timeout",
@@ -474,7 +472,7 @@ impl SessionOptions {
     ///
     /// [`ConfigError::Invalid`] for a name that is not a header token, or names a header
     /// with a meaning of its own (`Cookie`, `Authorization`, ...).
-    pub fn id_header(mut self, name: Option<&str>) -> Result<Self, ConfigError> {
+    pub fn with_id_header(mut self, name: Option<&str>) -> Result<Self, ConfigError> {
         self.id_header = match name {
             None => None,
             Some(n) => {
@@ -488,13 +486,146 @@ impl SessionOptions {
         Ok(self)
     }
 
+    /// The cookie name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The cookie `Path`: requests outside it get no session.
+    pub fn path(&self) -> &str {
+        &self.cookie.path
+    }
+
+    /// The cookie `Domain`, if set.
+    pub fn domain(&self) -> Option<&str> {
+        self.cookie.domain.as_deref()
+    }
+
+    /// `HttpOnly`.
+    pub fn http_only(&self) -> bool {
+        self.cookie.http_only
+    }
+
+    /// The `secure` option.
+    pub fn secure(&self) -> Secure {
+        self.cookie.secure
+    }
+
+    /// `SameSite`, if set.
+    pub fn same_site(&self) -> Option<SameSite> {
+        self.cookie.same_site
+    }
+
+    /// `Partitioned`.
+    pub fn partitioned(&self) -> bool {
+        self.cookie.partitioned
+    }
+
+    /// `Priority`, if set.
+    pub fn priority(&self) -> Option<Priority> {
+        self.cookie.priority
+    }
+
+    /// The max-age of new sessions, if set.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.cookie.max_age
+    }
+
+    /// The fixed expiry date of new sessions, if set.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.cookie.expires
+    }
+
+    /// `resave`.
+    pub fn resave(&self) -> bool {
+        self.resave
+    }
+
+    /// `rolling`.
+    pub fn rolling(&self) -> bool {
+        self.rolling
+    }
+
+    /// `saveUninitialized`.
+    pub fn save_uninitialized(&self) -> bool {
+        self.save_uninitialized
+    }
+
+    /// `unset`.
+    pub fn unset(&self) -> Unset {
+        self.unset
+    }
+
+    /// `proxy`.
+    pub fn proxy(&self) -> Option<bool> {
+        self.proxy
+    }
+
+    /// What a failed load answers.
+    pub fn store_error_policy(&self) -> StoreErrorPolicy {
+        self.store_error
+    }
+
+    /// `touch_after`, if set.
+    pub fn touch_after(&self) -> Option<Duration> {
+        self.touch_after
+    }
+
+    /// The most keys a session may hold.
+    pub fn max_keys(&self) -> usize {
+        self.max_keys
+    }
+
+    /// The most bytes of a session's stored fields.
+    pub fn max_record_bytes(&self) -> usize {
+        self.max_record_bytes
+    }
+
+    /// The idle timeout, if set.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// The absolute timeout, if set.
+    pub fn absolute_timeout(&self) -> Option<Duration> {
+        self.absolute_timeout
+    }
+
+    /// The header that carries the signed id for API clients, if set.
+    pub fn id_header(&self) -> Option<&http::HeaderName> {
+        self.id_header.as_ref()
+    }
+}
+
+/// The setters `#[derive(SessionData)]` calls with the values it checked at compile
+/// time. Not a public API: generated code reaches them through `tessera::__private`.
+#[doc(hidden)]
+pub trait CheckedSetters: Sized {
+    #[doc(hidden)]
+    fn __name(self, name: &str) -> Self;
+    #[doc(hidden)]
+    fn __path(self, path: &str) -> Self;
+    #[doc(hidden)]
+    fn __domain(self, domain: &str) -> Self;
+    #[doc(hidden)]
+    fn __max_age_ms(self, ms: u64) -> Self;
+    #[doc(hidden)]
+    fn __idle_timeout_ms(self, ms: u64) -> Self;
+    #[doc(hidden)]
+    fn __absolute_timeout_ms(self, ms: u64) -> Self;
+    #[doc(hidden)]
+    fn __id_header(self, name: &str) -> Self;
+    #[doc(hidden)]
+    fn __expires_ms(self, ms: i64) -> Self;
+}
+
+impl CheckedSetters for SessionOptions {
     // The hidden setters take what `#[derive(SessionData)]` checked at compile time. They
     // check again, so that a value that never went through the macro cannot reach a
     // `Set-Cookie` header: an invalid one is refused with an error event and the option
     // keeps its previous value.
 
-    #[doc(hidden)]
-    pub fn __name(mut self, name: &str) -> Self {
+    fn __name(mut self, name: &str) -> Self {
         match rules::check_cookie_name(name) {
             Ok(()) => self.name = name.to_owned(),
             Err(m) => tracing::error!(option = "name", "{m}; the option is left unchanged"),
@@ -502,8 +633,7 @@ impl SessionOptions {
         self
     }
 
-    #[doc(hidden)]
-    pub fn __path(mut self, path: &str) -> Self {
+    fn __path(mut self, path: &str) -> Self {
         match rules::check_cookie_path(path) {
             Ok(()) => self.cookie.path = Arc::from(path),
             Err(m) => tracing::error!(option = "path", "{m}; the option is left unchanged"),
@@ -511,8 +641,7 @@ impl SessionOptions {
         self
     }
 
-    #[doc(hidden)]
-    pub fn __domain(mut self, domain: &str) -> Self {
+    fn __domain(mut self, domain: &str) -> Self {
         match rules::check_cookie_domain(domain) {
             Ok(()) => self.cookie.domain = Some(Arc::from(domain)),
             Err(m) => tracing::error!(option = "domain", "{m}; the option is left unchanged"),
@@ -520,29 +649,25 @@ impl SessionOptions {
         self
     }
 
-    #[doc(hidden)]
-    pub fn __max_age_ms(mut self, ms: u64) -> Self {
+    fn __max_age_ms(mut self, ms: u64) -> Self {
         self.cookie.max_age = Some(Duration::from_millis(ms));
         self.cookie.expires = None;
         self
     }
 
-    #[doc(hidden)]
-    pub fn __idle_timeout_ms(self, ms: u64) -> Self {
-        self.idle_timeout(Some(Duration::from_millis(ms.max(1))))
+    fn __idle_timeout_ms(self, ms: u64) -> Self {
+        self.with_idle_timeout(Some(Duration::from_millis(ms.max(1))))
             .unwrap_or_else(|_| unreachable!("a nonzero duration is accepted"))
     }
 
-    #[doc(hidden)]
-    pub fn __absolute_timeout_ms(mut self, ms: u64) -> Self {
+    fn __absolute_timeout_ms(mut self, ms: u64) -> Self {
         self.absolute_timeout = Some(Duration::from_millis(ms.max(1)));
         self
     }
 
-    #[doc(hidden)]
-    pub fn __id_header(self, name: &str) -> Self {
+    fn __id_header(self, name: &str) -> Self {
         let fallback = self.clone();
-        match self.id_header(Some(name)) {
+        match self.with_id_header(Some(name)) {
             Ok(o) => o,
             Err(e) => {
                 tracing::error!(option = "id_header", "{e}; the option is left unchanged");
@@ -551,14 +676,8 @@ impl SessionOptions {
         }
     }
 
-    #[doc(hidden)]
-    pub fn __expires_ms(self, ms: i64) -> Self {
-        self.expires(Some(crate::time::ms_to_system_time(ms)))
-    }
-
-    /// The cookie path that gates which requests get a session.
-    pub fn path(&self) -> &str {
-        &self.cookie.path
+    fn __expires_ms(self, ms: i64) -> Self {
+        self.with_expires(Some(crate::time::ms_to_system_time(ms)))
     }
 }
 
@@ -581,17 +700,17 @@ mod tests {
 
     #[test]
     fn runtime_setters_reject_invalid_values_with_clear_messages() {
-        let err = SessionOptions::default().name("bad name").unwrap_err();
+        let err = SessionOptions::default().with_name("bad name").unwrap_err();
         assert!(err.to_string().contains("a space"), "{err}");
-        let err = SessionOptions::default().cookie_path("app").unwrap_err();
+        let err = SessionOptions::default().with_path("app").unwrap_err();
         assert!(err.to_string().contains("must start with"), "{err}");
         let err = SessionOptions::default()
-            .cookie_domain(Some("http://x.com"))
+            .with_domain(Some("http://x.com"))
             .unwrap_err();
         assert!(err.to_string().contains("scheme"), "{err}");
         assert!(
             SessionOptions::default()
-                .max_age(Some(Duration::ZERO))
+                .with_max_age(Some(Duration::ZERO))
                 .is_err()
         );
         let err = "sometimes".parse::<SameSite>().unwrap_err();

@@ -114,7 +114,7 @@ async fn serve(https: bool) -> String {
         tokio::spawn(async move { axum::serve(listener, app).await });
         return format!("http://127.0.0.1:{}", addr.port());
     }
-    let options = Auth::options().same_site(Some(SameSite::Auto));
+    let options = Auth::options().with_same_site(Some(SameSite::Auto));
     // The acceptor terminates TLS in this process: it marks requests secure.
     let app = tessera_examples::login::app_with(secret, options).layer(Extension(SecureConnection));
     let listener = TlsListener::bind().await;

@@ -97,7 +97,7 @@ fn config_accepts_every_valid_form() {
         ("proxy", "true"),
     ])
     .unwrap();
-    assert_eq!(o.cookie_name(), "__Host-sid");
+    assert_eq!(o.name(), "__Host-sid");
     for d in ["90s", "30m", "1h", "7d", "250ms", "60000ms"] {
         config(&[("max_age", d)]).unwrap();
     }
@@ -142,8 +142,8 @@ fn env_child() {
     match SessionOptions::default().with_env("TESSERA_T_") {
         Ok(o) => {
             assert_eq!(expect, "ok", "accepted: {o:?}");
-            assert_eq!(o.cookie_name(), "__Host-sid");
-            println!("child: accepted {}", o.cookie_name());
+            assert_eq!(o.name(), "__Host-sid");
+            println!("child: accepted {}", o.name());
         }
         Err(e) => {
             assert!(expect.starts_with("err:"), "rejected: {e}");
@@ -212,7 +212,7 @@ fn an_environment_variable_with_a_bad_value_is_named_in_the_error() {
 
 #[test]
 fn try_with_options_rejects_what_browsers_reject() {
-    let bad = SessionOptions::default().same_site(Some("none".parse().unwrap()));
+    let bad = SessionOptions::default().with_same_site(Some("none".parse().unwrap()));
     let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("s").unwrap());
     let err = layer.clone().try_with_options(bad).unwrap_err();
     assert!(
@@ -221,24 +221,25 @@ fn try_with_options_rejects_what_browsers_reject() {
         "{err}"
     );
     let good = SessionOptions::default()
-        .same_site(Some("none".parse().unwrap()))
-        .secure(tessera::Secure::Always);
+        .with_same_site(Some("none".parse().unwrap()))
+        .with_secure(tessera::Secure::Always);
     assert!(layer.try_with_options(good).is_ok());
 }
 
 #[test]
 fn the_hidden_setters_the_derive_calls_refuse_what_the_rules_refuse() {
+    use tessera::__private::CheckedSetters as _;
     let o = SessionOptions::default()
         .__path("/app; Domain=evil.example")
         .__domain("evil.example; Secure")
         .__name("bad name");
-    assert_eq!(o.cookie_name(), "connect.sid");
+    assert_eq!(o.name(), "connect.sid");
     assert_eq!(o.path(), "/");
     assert!(!format!("{o:?}").contains("evil"), "{o:?}");
     let o = SessionOptions::default()
         .__path("/app")
         .__domain("example.com")
         .__name("sid");
-    assert_eq!((o.cookie_name(), o.path()), ("sid", "/app"));
+    assert_eq!((o.name(), o.path()), ("sid", "/app"));
     assert!(format!("{o:?}").contains("example.com"), "{o:?}");
 }

@@ -71,13 +71,13 @@ async fn known_answer_cookies_for_express_suite_vectors() {
 #[tokio::test]
 async fn cookie_with_every_attribute_follows_express_attribute_order() {
     let opts = SessionOptions::default()
-        .max_age(Some(Duration::from_secs(60)))
+        .with_max_age(Some(Duration::from_secs(60)))
         .unwrap()
-        .same_site(Some("lax".parse().unwrap()))
-        .cookie_domain(Some("example.com"))
+        .with_same_site(Some("lax".parse().unwrap()))
+        .with_domain(Some("example.com"))
         .unwrap()
-        .priority(Some(Priority::High))
-        .partitioned(true);
+        .with_priority(Some(Priority::High))
+        .with_partitioned(true);
     let c = first_cookie(opts, "abc").await;
     let (head, rest) = c.split_once("; Expires=").unwrap();
     assert_eq!(
@@ -92,7 +92,7 @@ async fn cookie_with_every_attribute_follows_express_attribute_order() {
 
 #[tokio::test]
 async fn cookie_name_option_names_the_cookie() {
-    let c = first_cookie(SessionOptions::default().name("sid").unwrap(), "abc").await;
+    let c = first_cookie(SessionOptions::default().with_name("sid").unwrap(), "abc").await;
     assert!(c.starts_with("sid=s%3Aabc."), "{c}");
 }
 
@@ -257,7 +257,7 @@ async fn validly_signed_unknown_id_is_never_adopted() {
 async fn expired_session_gets_a_new_id() {
     let store = Recording::default();
     let opts = SessionOptions::default()
-        .max_age(Some(Duration::from_millis(30)))
+        .with_max_age(Some(Duration::from_millis(30)))
         .unwrap();
     let mut b = Browser::new(app(store.clone(), opts, None));
     let first = id_of(&b.get("/").await.set_cookie().unwrap());
@@ -365,7 +365,7 @@ async fn victim() -> (std::sync::Arc<tessera_tests::naive::NaiveStore>, Browser)
     let store = std::sync::Arc::new(tessera_tests::naive::NaiveStore::default());
     let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(std::sync::Arc::clone(&store))
-        .with_options(SessionOptions::default().rolling(true))
+        .with_options(SessionOptions::default().with_rolling(true))
         .with_genid(|_| "victim".to_owned());
     let mut b = Browser::new(Router::new().route("/", get(bump)).layer(layer));
     assert_eq!(b.get("/").await.body, "1");

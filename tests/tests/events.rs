@@ -36,8 +36,8 @@ fn app(store: Recording) -> Router {
         .with_store(store)
         .with_options(
             SessionOptions::default()
-                .resave(false)
-                .save_uninitialized(false),
+                .with_resave(false)
+                .with_save_uninitialized(false),
         );
     Router::new().route("/", get(bump)).layer(layer)
 }
@@ -119,9 +119,9 @@ async fn a_secure_cookie_held_back_over_plain_http_warns_once_with_the_fix() {
         .with_store(Recording::default())
         .with_options(
             SessionOptions::default()
-                .resave(false)
-                .save_uninitialized(true)
-                .secure(tessera::Secure::Always),
+                .with_resave(false)
+                .with_save_uninitialized(true)
+                .with_secure(tessera::Secure::Always),
         );
     async fn bump(mut s: Session<Visit>) -> String {
         *s.views += 1;
@@ -163,8 +163,8 @@ fn implicit_resave_and_save_uninitialized_warn_once_as_express_does() {
     let explicit = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_options(
             SessionOptions::default()
-                .resave(true)
-                .save_uninitialized(true),
+                .with_resave(true)
+                .with_save_uninitialized(true),
         );
     let _app: Router = Router::new()
         .route("/a", get(|| async { "a" }))

@@ -70,8 +70,8 @@ fn express_defaults() -> SessionOptions {
 
 fn lean() -> SessionOptions {
     SessionOptions::default()
-        .resave(false)
-        .save_uninitialized(false)
+        .with_resave(false)
+        .with_save_uninitialized(false)
 }
 
 #[tokio::test]
@@ -130,7 +130,7 @@ async fn unmodified_loaded_session_gets_no_set_cookie_and_is_touched_with_resave
     let store = Recording::default();
     let mut b = Browser::new(app_with(
         store.clone(),
-        lean().max_age(Some(Duration::from_secs(60))).unwrap(),
+        lean().with_max_age(Some(Duration::from_secs(60))).unwrap(),
     ));
     b.get("/bump").await;
     let before = store.calls.snapshot();
@@ -176,7 +176,7 @@ async fn a_changed_session_sends_only_its_changed_fields() {
 async fn modified_session_with_max_age_resends_cookie_but_browser_session_cookie_does_not() {
     let mut b = Browser::new(app_with(
         Recording::default(),
-        lean().max_age(Some(Duration::from_secs(60))).unwrap(),
+        lean().with_max_age(Some(Duration::from_secs(60))).unwrap(),
     ));
     b.get("/bump").await;
     assert!(b.get("/bump").await.set_cookie().is_some());
@@ -193,8 +193,8 @@ async fn rolling_sends_the_cookie_on_every_response_of_a_loaded_session() {
     let mut b = Browser::new(app_with(
         Recording::default(),
         lean()
-            .rolling(true)
-            .max_age(Some(Duration::from_secs(60)))
+            .with_rolling(true)
+            .with_max_age(Some(Duration::from_secs(60)))
             .unwrap(),
     ));
     b.get("/bump").await;
@@ -205,7 +205,7 @@ async fn rolling_sends_the_cookie_on_every_response_of_a_loaded_session() {
 #[tokio::test]
 async fn rolling_does_not_force_a_cookie_for_an_uninitialized_session_when_save_uninitialized_is_off()
  {
-    let b = Browser::new(app_with(Recording::default(), lean().rolling(true)));
+    let b = Browser::new(app_with(Recording::default(), lean().with_rolling(true)));
     let r = send(&b.app, Request::get("/read").body(Body::empty()).unwrap()).await;
     assert_eq!(r.set_cookie(), None);
 }
@@ -213,7 +213,7 @@ async fn rolling_does_not_force_a_cookie_for_an_uninitialized_session_when_save_
 #[tokio::test]
 async fn cookie_path_gate_gives_no_session_outside_the_path() {
     let store = Recording::default();
-    let b = Browser::new(app_with(store.clone(), lean().cookie_path("/foo").unwrap()));
+    let b = Browser::new(app_with(store.clone(), lean().with_path("/foo").unwrap()));
     let r = send(
         &b.app,
         Request::get("/optional").body(Body::empty()).unwrap(),
@@ -238,7 +238,7 @@ async fn cookie_path_gate_gives_no_session_outside_the_path() {
 #[tokio::test]
 async fn secure_cookie_is_not_sent_over_plain_http_but_the_session_is_stored() {
     let store = Recording::default();
-    let b = Browser::new(app_with(store.clone(), lean().secure(Secure::Always)));
+    let b = Browser::new(app_with(store.clone(), lean().with_secure(Secure::Always)));
     let r = send(&b.app, Request::get("/bump").body(Body::empty()).unwrap()).await;
     assert_eq!(r.set_cookie(), None);
     assert_eq!(store.calls.set.load(Ordering::SeqCst), 1);
@@ -248,7 +248,7 @@ async fn secure_cookie_is_not_sent_over_plain_http_but_the_session_is_stored() {
 async fn proxy_true_trusts_x_forwarded_proto_first_value() {
     let app = app_with(
         Recording::default(),
-        lean().secure(Secure::Always).proxy(Some(true)),
+        lean().with_secure(Secure::Always).with_proxy(Some(true)),
     );
     let req = Request::get("/bump")
         .header("x-forwarded-proto", " HTTPS , http")
@@ -271,7 +271,7 @@ async fn proxy_unset_or_false_ignores_x_forwarded_proto() {
     for proxy in [None, Some(false)] {
         let app = app_with(
             Recording::default(),
-            lean().secure(Secure::Always).proxy(proxy),
+            lean().with_secure(Secure::Always).with_proxy(proxy),
         );
         let req = Request::get("/bump")
             .header("x-forwarded-proto", "https")
@@ -284,9 +284,9 @@ async fn proxy_unset_or_false_ignores_x_forwarded_proto() {
 #[tokio::test]
 async fn secure_auto_and_same_site_auto_follow_the_request() {
     let opts = lean()
-        .secure(Secure::Auto)
-        .same_site(Some("auto".parse().unwrap()))
-        .proxy(Some(true));
+        .with_secure(Secure::Auto)
+        .with_same_site(Some("auto".parse().unwrap()))
+        .with_proxy(Some(true));
     let app = app_with(Recording::default(), opts);
     let req = Request::get("/bump")
         .header("x-forwarded-proto", "https")
@@ -303,7 +303,7 @@ async fn secure_auto_and_same_site_auto_follow_the_request() {
 
 #[tokio::test]
 async fn a_request_over_tls_counts_as_secure() {
-    let app = app_with(Recording::default(), lean().secure(Secure::Auto));
+    let app = app_with(Recording::default(), lean().with_secure(Secure::Auto));
     let mut req = Request::get("/bump").body(Body::empty()).unwrap();
     req.extensions_mut().insert(tessera::SecureConnection);
     let sc = send(&app, req).await.set_cookie().unwrap();
@@ -326,7 +326,7 @@ async fn store_failure_on_load_can_continue_without_a_session() {
     let store = Recording::default();
     let mut b = Browser::new(app_with(
         store.clone(),
-        lean().store_error_policy(StoreErrorPolicy::ContinueWithoutSession),
+        lean().with_store_error_policy(StoreErrorPolicy::ContinueWithoutSession),
     ));
     b.get("/bump").await;
     store.fail_reads.store(true, Ordering::SeqCst);
@@ -340,7 +340,10 @@ async fn store_failure_can_answer_503_with_retry_after_on_load_and_on_save() {
     let policy = StoreErrorPolicy::ServiceUnavailable {
         retry_after: Duration::from_secs(7),
     };
-    let mut b = Browser::new(app_with(store.clone(), lean().store_error_policy(policy)));
+    let mut b = Browser::new(app_with(
+        store.clone(),
+        lean().with_store_error_policy(policy),
+    ));
     b.get("/bump").await;
     store.fail_reads.store(true, Ordering::SeqCst);
     let r = b.get("/bump").await;
@@ -442,7 +445,7 @@ async fn unset_destroy_destroys_the_stored_session() {
     let store = Recording::default();
     let layer = SessionLayer::<Visit>::new(secret())
         .with_store(store.clone())
-        .with_options(lean().unset(Unset::Destroy));
+        .with_options(lean().with_unset(Unset::Destroy));
     let app = Router::new()
         .route("/bump", get(bump))
         .route("/unset", get(unset))
@@ -458,7 +461,7 @@ async fn secret_rotation_reads_old_cookies_and_signs_with_the_new_secret() {
     let store = MemoryStore::default();
     let old = SessionLayer::<Visit>::new(Secret::short_for_migration("old").unwrap())
         .with_store(store.clone())
-        .with_options(lean().rolling(true));
+        .with_options(lean().with_rolling(true));
     let mut b = Browser::new(Router::new().route("/bump", get(bump)).layer(old));
     let old_cookie = b.get("/bump").await.set_cookie().unwrap();
     let rotated = SessionLayer::<Visit>::new(
@@ -469,7 +472,7 @@ async fn secret_rotation_reads_old_cookies_and_signs_with_the_new_secret() {
         .unwrap(),
     )
     .with_store(store.clone())
-    .with_options(lean().rolling(true));
+    .with_options(lean().with_rolling(true));
     b.app = Router::new().route("/bump", get(bump)).layer(rotated);
     let r = b.get("/bump").await;
     assert_eq!(r.body, "2", "old cookie still verifies");
@@ -541,9 +544,9 @@ async fn touch_after_skips_touches_that_would_move_the_expiry_less_than_it() {
     let store = Recording::default();
     let opts = |after| {
         lean()
-            .max_age(Some(Duration::from_secs(60)))
+            .with_max_age(Some(Duration::from_secs(60)))
             .unwrap()
-            .touch_after(after)
+            .with_touch_after(after)
     };
     for (after, moved) in [(Some(Duration::from_secs(30)), false), (None, true)] {
         let mut b = Browser::new(app_with(store.clone(), opts(after)));

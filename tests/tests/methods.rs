@@ -33,8 +33,8 @@ struct Shop {
 
 fn lean() -> SessionOptions {
     SessionOptions::default()
-        .resave(false)
-        .save_uninitialized(false)
+        .with_resave(false)
+        .with_save_uninitialized(false)
 }
 
 async fn bump(mut s: Session<Shop>) -> String {
@@ -256,7 +256,7 @@ async fn cookie_max_age_change_is_stored_and_sent_remember_me() {
 
 #[tokio::test]
 async fn touch_resets_the_expiry() {
-    let opts = lean().max_age(Some(Duration::from_secs(60))).unwrap();
+    let opts = lean().with_max_age(Some(Duration::from_secs(60))).unwrap();
     let mut b = Browser::new(app(Recording::default(), opts));
     b.get("/bump").await;
     let r = b.get("/touch").await;
@@ -414,7 +414,11 @@ async fn a_one_field_change_in_a_10_kb_session_writes_under_2_percent_of_its_byt
     let store = Recording::default();
     let layer = SessionLayer::<Big>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store.clone())
-        .with_options(lean().max_age(Some(Duration::from_secs(3600))).unwrap());
+        .with_options(
+            lean()
+                .with_max_age(Some(Duration::from_secs(3600)))
+                .unwrap(),
+        );
     let mut b = Browser::new(
         Router::new()
             .route("/fill", get(fill))
@@ -656,9 +660,9 @@ mod limits {
     {
         let store = Recording::default();
         let options = SessionOptions::default()
-            .resave(false)
-            .save_uninitialized(false)
-            .max_keys(100);
+            .with_resave(false)
+            .with_save_uninitialized(false)
+            .with_max_keys(100);
         let mut b = Browser::new(app(store.clone(), options));
         assert_eq!(b.get("/add/90/1").await.body, "added");
         let r = b.get("/add/20/1").await;
@@ -682,9 +686,9 @@ mod limits {
     async fn a_change_past_max_record_bytes_is_refused_and_nothing_is_saved() {
         let store = Recording::default();
         let options = SessionOptions::default()
-            .resave(false)
-            .save_uninitialized(false)
-            .max_record_bytes(10_000);
+            .with_resave(false)
+            .with_save_uninitialized(false)
+            .with_max_record_bytes(10_000);
         let mut b = Browser::new(app(store.clone(), options));
         assert_eq!(b.get("/add/5/1000").await.body, "added");
         let r = b.get("/add/5/1000").await;
@@ -694,7 +698,7 @@ mod limits {
         // A first request that is over the limit on its own saves nothing either.
         let mut fresh = Browser::new(app(
             store.clone(),
-            SessionOptions::default().max_record_bytes(10_000),
+            SessionOptions::default().with_max_record_bytes(10_000),
         ));
         let r = fresh.get("/add/20/1000").await;
         assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -707,17 +711,17 @@ mod limits {
         let mut b = Browser::new(app(
             store.clone(),
             SessionOptions::default()
-                .resave(false)
-                .save_uninitialized(false),
+                .with_resave(false)
+                .with_save_uninitialized(false),
         ));
         assert_eq!(b.get("/add/50/1").await.body, "added");
         // The same cookie and store behind a layer with a lower bound.
         b.app = app(
             store.clone(),
             SessionOptions::default()
-                .resave(false)
-                .save_uninitialized(false)
-                .max_keys(20),
+                .with_resave(false)
+                .with_save_uninitialized(false)
+                .with_max_keys(20),
         );
         assert_eq!(b.get("/count").await.body, "0");
     }

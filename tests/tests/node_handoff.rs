@@ -351,8 +351,8 @@ fn rust_router(options: SessionOptions, secrets: Secrets, store: impl SessionSto
 /// `--rolling`, `--resave`).
 async fn start_rust(shared: &Shared, flags: &[&str]) -> u16 {
     let mut options = SessionOptions::default()
-        .resave(false)
-        .save_uninitialized(false);
+        .with_resave(false)
+        .with_save_uninitialized(false);
     let mut secrets = Vec::new();
     let mut args = flags.iter();
     while let Some(flag) = args.next() {
@@ -360,10 +360,12 @@ async fn start_rust(shared: &Shared, flags: &[&str]) -> u16 {
             "--secret" => secrets.push(Secret::short_for_migration(args.next().unwrap()).unwrap()),
             "--max-age" => {
                 let ms: u64 = args.next().unwrap().parse().unwrap();
-                options = options.max_age(Some(Duration::from_millis(ms))).unwrap();
+                options = options
+                    .with_max_age(Some(Duration::from_millis(ms)))
+                    .unwrap();
             }
-            "--rolling" => options = options.rolling(true),
-            "--resave" => options = options.resave(true),
+            "--rolling" => options = options.with_rolling(true),
+            "--resave" => options = options.with_resave(true),
             other => panic!("unknown flag {other}"),
         }
     }

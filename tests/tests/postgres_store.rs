@@ -297,9 +297,9 @@ async fn a_cut_database_connection_answers_by_the_policy_and_the_store_recovers(
                 .with_store(store.clone())
                 .with_options(
                     SessionOptions::default()
-                        .resave(false)
-                        .save_uninitialized(false)
-                        .store_error_policy(policy),
+                        .with_resave(false)
+                        .with_save_uninitialized(false)
+                        .with_store_error_policy(policy),
                 );
         let app = Router::new()
             .route(

@@ -293,9 +293,9 @@ struct Visit {
 
 fn outage_app(store: RedisStore, policy: StoreErrorPolicy) -> Router {
     let options = SessionOptions::default()
-        .resave(false)
-        .save_uninitialized(false)
-        .store_error_policy(policy);
+        .with_resave(false)
+        .with_save_uninitialized(false)
+        .with_store_error_policy(policy);
     let layer = SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
         .with_store(store)
         .with_options(options);
@@ -377,7 +377,7 @@ async fn a_redis_outage_answers_by_the_policy_and_service_resumes_without_a_rest
         .layer(
             SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
                 .with_store(store2)
-                .with_options(SessionOptions::default().resave(false)),
+                .with_options(SessionOptions::default().with_resave(false)),
         );
     let mut b = Browser::new(app);
     assert_eq!(b.get("/slow").await.body, "1");
@@ -453,11 +453,11 @@ async fn with_touch_after_a_read_only_request_renews_nothing_and_without_it_rene
         let raw = Raw::single().await;
         for (after, renewed) in [(Some(Duration::from_secs(30)), false), (None, true)] {
             let options = SessionOptions::default()
-                .resave(false)
-                .save_uninitialized(false)
-                .max_age(Some(Duration::from_secs(60)))
+                .with_resave(false)
+                .with_save_uninitialized(false)
+                .with_max_age(Some(Duration::from_secs(60)))
                 .unwrap()
-                .touch_after(after);
+                .with_touch_after(after);
             let layer =
                 SessionLayer::<Visit>::new(Secret::short_for_migration("keyboard cat").unwrap())
                     .with_store(store.clone())

@@ -66,8 +66,8 @@ async fn thousands_of_malformed_cookie_headers_get_a_defined_answer() {
         .with_store(store.clone())
         .with_options(
             SessionOptions::default()
-                .resave(false)
-                .save_uninitialized(false),
+                .with_resave(false)
+                .with_save_uninitialized(false),
         );
     let app = Router::new().route("/", get(bump)).layer(layer);
     let mut b = Browser::new(app.clone());

@@ -132,8 +132,8 @@ fn app(store: Recording, options: SessionOptions, gate: Gate) -> Router {
 
 fn lean() -> SessionOptions {
     SessionOptions::default()
-        .resave(false)
-        .save_uninitialized(false)
+        .with_resave(false)
+        .with_save_uninitialized(false)
 }
 
 /// Starts `path` with the browser's cookie, waits until its handler holds the session,
@@ -201,7 +201,7 @@ async fn regenerate_after_a_concurrent_logout_never_starts_a_session_from_it() {
 async fn a_slow_request_never_resurrects_a_session_destroyed_meanwhile() {
     // With resave on, a read-only slow request would rewrite the session; with it off,
     // a changing one would patch it: neither recreates it.
-    for options in [lean(), SessionOptions::default().rolling(true)] {
+    for options in [lean(), SessionOptions::default().with_rolling(true)] {
         let (store, gate) = (Recording::default(), Gate::default());
         let mut b = Browser::new(app(store.clone(), options, gate.clone()));
         b.get("/bump").await;

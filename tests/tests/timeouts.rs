@@ -242,11 +242,11 @@ async fn a_stored_session_without_a_creation_time_is_counted_from_the_first_requ
     assert!(store.get(&id).await.unwrap().unwrap().created().is_none());
 
     let options = SessionOptions::default()
-        .resave(false)
-        .save_uninitialized(false)
-        .max_age(Some(Duration::from_secs(24 * 3600)))
+        .with_resave(false)
+        .with_save_uninitialized(false)
+        .with_max_age(Some(Duration::from_secs(24 * 3600)))
         .unwrap()
-        .absolute_timeout(Some(Duration::from_secs(3600)))
+        .with_absolute_timeout(Some(Duration::from_secs(3600)))
         .unwrap();
     browser.app = Router::new().route("/bump", get(bump_plain)).layer(
         SessionLayer::<Plain>::new(secret())

@@ -48,6 +48,6 @@ async fn handler(mut session: Session<Visit>) -> String {
 
 fn main() {
     let o = <Visit as SessionData>::options();
-    assert_eq!(o.cookie_name(), "sid");
+    assert_eq!(o.name(), "sid");
     assert_eq!(o.path(), "/");
 }

@@ -57,38 +57,38 @@ struct NoOptions {
 
 fn main() {
     let o = BareSecure::options();
-    assert_eq!(o, SessionOptions::default().secure(Secure::Always));
+    assert_eq!(o, SessionOptions::default().with_secure(Secure::Always));
     let o = Plain::options();
     assert_eq!(
         o,
         SessionOptions::default()
-            .secure(Secure::Never)
-            .same_site(Some(SameSite::Strict))
-            .priority(Some(Priority::Low))
-            .http_only(false)
+            .with_secure(Secure::Never)
+            .with_same_site(Some(SameSite::Strict))
+            .with_priority(Some(Priority::Low))
+            .with_http_only(false)
     );
     let o = Auto::options();
     assert_eq!(
         o,
         SessionOptions::default()
-            .secure(Secure::Auto)
-            .same_site(Some(SameSite::Auto))
-            .priority(Some(Priority::Medium))
+            .with_secure(Secure::Auto)
+            .with_same_site(Some(SameSite::Auto))
+            .with_priority(Some(Priority::Medium))
     );
     let o = HostPrefixed::options();
-    assert_eq!(o.cookie_name(), "__Host-sid");
+    assert_eq!(o.name(), "__Host-sid");
     assert!(o.validate().is_ok());
     let o = SecurePrefixed::options();
-    assert_eq!(o.cookie_name(), "__Secure-sid");
+    assert_eq!(o.name(), "__Secure-sid");
     assert_eq!(o.path(), "/app");
     let o = CaseInsensitive::options();
     assert_eq!(
         o,
         SessionOptions::default()
-            .max_age(Some(Duration::from_millis(500)))
+            .with_max_age(Some(Duration::from_millis(500)))
             .unwrap()
-            .same_site(Some(SameSite::Lax))
-            .unset(Unset::Destroy)
+            .with_same_site(Some(SameSite::Lax))
+            .with_unset(Unset::Destroy)
     );
     assert_eq!(NoOptions::options(), SessionOptions::default());
 }

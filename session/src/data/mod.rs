@@ -151,7 +151,7 @@ pub mod __private {
     use super::*;
 
     pub use crate::baseline::{Baseline, StoredValue};
-    pub use crate::options::{Priority, SameSite, Secure, SessionOptions, Unset};
+    pub use crate::options::{CheckedSetters, Priority, SameSite, Secure, SessionOptions, Unset};
     pub use serde_json::{Map, Value};
 
     /// Decodes one stored field; `None` when absent or when the stored value no longer

@@ -103,13 +103,13 @@ impl Ctx {
         if !self.options.explicit_resave {
             tracing::warn!(
                 "undefined resave option; provide resave option \
-                 (#[session(resave = false)] or SessionOptions::resave); the default is true"
+                 (#[session(resave = false)] or SessionOptions::with_resave); the default is true"
             );
         }
         if !self.options.explicit_save_uninitialized {
             tracing::warn!(
                 "undefined saveUninitialized option; provide saveUninitialized option \
-                 (#[session(save_uninitialized = false)] or SessionOptions::save_uninitialized); \
+                 (#[session(save_uninitialized = false)] or SessionOptions::with_save_uninitialized); \
                  the default is true, which stores a session for every visitor"
             );
         }
