@@ -7,25 +7,27 @@
 //! struct declares, straight from their text, and builds no tree of values; a touched
 //! field is compared with its stored text byte for byte.
 //!
-//! The entries are found by a small scanner; whatever it does not recognise (a key with
-//! escapes, a malformed text) is left to serde_json. Sessions with many keys get a hash
-//! index over their keys, built once per load, so that every lookup stays O(1) and a
-//! request costs time linear in the size of the session.
+//! The entries are found by one small reader, [`scan_entries`], for every caller: the
+//! baseline, the patch writer, the record's cookie, Tessera's entry. A baseline whose
+//! keys have escapes is decoded by serde_json into a map instead (its keys' text is not
+//! the key, and lookups compare keys); the patch writer decodes such keys itself and
+//! keeps every other byte. A malformed text is serde_json's to explain. Sessions with
+//! many keys get a hash index over their keys, built once per load, so that every
+//! lookup stays O(1) and a request costs time linear in the size of the session.
+//!
+//! The reader and the writer themselves are in `json.rs`.
 
-use std::borrow::Cow;
+pub(crate) use super::json::*;
 use std::collections::HashMap;
-use std::fmt;
-use std::io;
+
 use std::sync::OnceLock;
 
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::record::{COOKIE_KEY, FieldChange, Fields, RecordError, apply_changes};
 
 /// Up to this many entries a linear search is cheaper than hashing.
-const LINEAR: usize = 8;
+pub(crate) const LINEAR: usize = 8;
 
 /// The stored fields of a session, as loaded. Used by the code that
 /// `#[derive(SessionData)]` generates; not a public API.
@@ -64,11 +66,11 @@ pub(crate) enum Spans {
 impl Spans {
     const INLINE: usize = 4;
 
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::Inline(0, [((0, 0), (0, 0)); Self::INLINE])
     }
 
-    fn push(&mut self, entry: (Span, Span)) {
+    pub(crate) fn push(&mut self, entry: (Span, Span)) {
         match self {
             Self::Inline(len, items) if usize::from(*len) < Self::INLINE => {
                 items[usize::from(*len)] = entry;
@@ -423,418 +425,46 @@ impl Default for Repr {
     }
 }
 
-/// The length of `value` written as compact JSON.
-pub(crate) fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Writing a `Value` to a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
-}
-
-/// Whether the JSON text `text` (as some writer stored it) holds `value`.
-pub(crate) fn json_text_holds(text: &[u8], value: &Value) -> bool {
-    // Writing an equal value gives the same bytes as serde_json (or JavaScript's
-    // `JSON.stringify`) wrote, except for the order of an object's keys: when the text
-    // holds an object, compare the values. (A number or escape that another writer spelt
-    // differently counts as a change, and is written again: harmless.)
-    let mut same = SameBytes {
-        rest: text,
-        same: true,
-    };
-    let identical =
-        serde_json::to_writer(&mut same, value).is_ok() && same.same && same.rest.is_empty();
-    identical
-        || (memchr::memchr(b'{', text).is_some()
-            && serde_json::from_slice::<Value>(text).is_ok_and(|v| v == *value))
-}
-
-/// A writer that only checks that what is written is exactly `rest`.
-struct SameBytes<'a> {
-    rest: &'a [u8],
-    same: bool,
-}
-
-impl io::Write for SameBytes<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.same {
-            match self.rest.strip_prefix(buf) {
-                Some(rest) => self.rest = rest,
-                None => self.same = false,
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A key of a stored object: its text when it has no escapes, else the decoded key.
-#[derive(Clone, Copy)]
-pub(crate) enum EntryKey<'a> {
-    /// The bytes between the quotes (no escapes, so they are the key).
-    Plain(&'a [u8]),
-    /// A decoded key.
-    Str(&'a str),
-}
-
-impl EntryKey<'_> {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Self::Plain(b) => b,
-            Self::Str(s) => s.as_bytes(),
-        }
-    }
-
-    fn write(self, out: &mut Vec<u8>) -> Result<(), RecordError> {
-        match self {
-            Self::Plain(k) => {
-                out.push(b'"');
-                out.extend_from_slice(k);
-                out.push(b'"');
-            }
-            Self::Str(k) => serde_json::to_writer(&mut *out, k)?,
-        }
-        Ok(())
-    }
-}
-
-/// A stored value: its JSON text, or a decoded value.
-#[derive(Clone, Copy)]
-pub(crate) enum EntryValue<'a> {
-    Json(&'a [u8]),
-    Value(&'a Value),
-}
-
-/// Finds changes by key: a linear search for a few, a hash map for many.
-struct ChangeIndex<'c> {
-    changes: &'c [FieldChange],
-    map: Option<HashMap<&'c [u8], usize>>,
-}
-
-impl<'c> ChangeIndex<'c> {
-    fn new(changes: &'c [FieldChange]) -> Self {
-        let map = (changes.len() > LINEAR).then(|| {
-            changes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.key.as_bytes(), i))
-                .collect()
-        });
-        Self { changes, map }
-    }
-
-    fn find(&self, key: &[u8]) -> Option<usize> {
-        match &self.map {
-            Some(map) => map.get(key).copied(),
-            None => self.changes.iter().rposition(|c| c.key.as_bytes() == key),
-        }
-    }
-}
-
-/// Which changes were applied: a word for the usual few, a vector for many.
-enum Marks {
-    Word(u64),
-    Many(Vec<bool>),
-}
-
-impl Marks {
-    fn new(len: usize) -> Self {
-        if len <= 64 {
-            Self::Word(0)
-        } else {
-            Self::Many(vec![false; len])
-        }
-    }
-
-    fn set(&mut self, i: usize) {
-        match self {
-            Self::Word(w) => *w |= 1 << i,
-            Self::Many(v) => {
-                if let Some(m) = v.get_mut(i) {
-                    *m = true;
-                }
-            }
-        }
-    }
-
-    fn get(&self, i: usize) -> bool {
-        match self {
-            Self::Word(w) => *w & (1 << i) != 0,
-            Self::Many(v) => v.get(i).copied().unwrap_or(false),
-        }
-    }
-}
-
-/// Appends a JSON object to `out`: `cookie` first (when given, replacing any stored
-/// `cookie` entry), then the entries with `changes` applied, then the keys the changes
-/// add. Linear in the number of entries and changes.
-pub(crate) fn write_object<'a>(
-    cookie: Option<&[u8]>,
-    entries: impl Iterator<Item = (EntryKey<'a>, EntryValue<'a>)>,
-    changes: &[FieldChange],
-    out: &mut Vec<u8>,
-) -> Result<(), RecordError> {
-    let index = ChangeIndex::new(changes);
-    let mut applied = Marks::new(changes.len());
-    out.push(b'{');
-    let mut first = true;
-    let mut comma = |out: &mut Vec<u8>| {
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-    };
-    if let Some(cookie) = cookie {
-        comma(out);
-        out.extend_from_slice(b"\"cookie\":");
-        out.extend_from_slice(cookie);
-    }
-    for (key, value) in entries {
-        let bytes = key.bytes();
-        if bytes == COOKIE_KEY.as_bytes() {
-            // The record's cookie is written once, first, by the caller; never a field.
-            continue;
-        }
-        let change = index.find(bytes);
-        if let Some(i) = change {
-            applied.set(i);
-        }
-        let new = match change.map(|i| &changes[i].value) {
-            Some(None) => continue,
-            Some(Some(new)) => Some(new),
-            None => None,
-        };
-        comma(out);
-        key.write(out)?;
-        out.push(b':');
-        match (new, value) {
-            (Some(new), _) | (None, EntryValue::Value(new)) => {
-                serde_json::to_writer(&mut *out, new)?
-            }
-            (None, EntryValue::Json(raw)) => out.extend_from_slice(raw),
-        }
-    }
-    for (i, change) in changes.iter().enumerate() {
-        let Some(new) = &change.value else { continue };
-        if applied.get(i) || change.key == COOKIE_KEY {
-            continue;
-        }
-        // Changes may repeat a key: only the last one is written (`find` answers it).
-        if index
-            .find(change.key.as_bytes())
-            .is_some_and(|i| !std::ptr::eq(&changes[i], change))
-        {
-            continue;
-        }
-        comma(out);
-        serde_json::to_writer(&mut *out, &change.key)?;
-        out.push(b':');
-        serde_json::to_writer(&mut *out, new)?;
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// Appends the JSON object text `json` with `changes` applied to `out`, `cookie` first
-/// when given. The text may be a whole record or a fields object.
-pub(crate) fn patch_object_text(
-    json: &[u8],
-    cookie: Option<&[u8]>,
-    changes: &[FieldChange],
-    out: &mut Vec<u8>,
-) -> Result<(), RecordError> {
-    if let Some(spans) = scan_object(json) {
-        let entries = spans.iter().map(|&(k, v)| {
-            (
-                EntryKey::Plain(span_text(json, k)),
-                EntryValue::Json(span_text(json, v)),
-            )
-        });
-        return write_object(cookie, entries, changes, out);
-    }
-    // Keys with escapes: serde_json finds the entries.
-    let Entries(found) = serde_json::from_slice(json)?;
-    let entries = found.iter().map(|(Key(k), raw)| {
-        let key = match k {
-            Cow::Borrowed(k) => EntryKey::Plain(k.as_bytes()),
-            Cow::Owned(k) => EntryKey::Str(k),
-        };
-        (key, EntryValue::Json(raw.get().as_bytes()))
-    });
-    write_object(cookie, entries, changes, out)
-}
-
-/// The top-level entries of a JSON object text: the byte ranges of each key's text and
-/// value, in order. `None` when a key has escapes (its text is not the key), or the text
-/// is not an object this scanner understands; values are checked when they are decoded.
-pub(crate) fn scan_object(t: &[u8]) -> Option<Spans> {
-    let span = |start: usize, end: usize| -> Option<Span> {
-        Some((u32::try_from(start).ok()?, u32::try_from(end).ok()?))
-    };
-    let mut i = skip_ws(t, 0);
-    if t.get(i) != Some(&b'{') {
-        return None;
-    }
-    i = skip_ws(t, i + 1);
-    let mut out = Spans::new();
-    if t.get(i) == Some(&b'}') {
-        return (skip_ws(t, i + 1) == t.len()).then_some(out);
-    }
-    loop {
-        if t.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key_start = i + 1;
-        let key_end = key_start
-            + t.get(key_start..)?
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\')?;
-        if t.get(key_end) != Some(&b'"') {
-            return None;
-        }
-        i = skip_ws(t, key_end + 1);
-        if t.get(i) != Some(&b':') {
-            return None;
-        }
-        let value_start = skip_ws(t, i + 1);
-        i = skip_value(t, value_start)?;
-        out.push((span(key_start, key_end)?, span(value_start, i)?));
-        i = skip_ws(t, i);
-        match t.get(i) {
-            Some(b',') => i = skip_ws(t, i + 1),
-            Some(b'}') => return (skip_ws(t, i + 1) == t.len()).then_some(out),
-            _ => return None,
-        }
-    }
-}
-
-#[inline]
-fn skip_ws(t: &[u8], mut i: usize) -> usize {
-    while matches!(t.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-        i += 1;
-    }
-    i
-}
-
-/// The end of the string whose opening quote is just before `i`. (A plain loop: session
-/// strings are short, and `memchr` costs more to set up than it saves on them.)
-fn skip_string(t: &[u8], mut i: usize) -> Option<usize> {
-    loop {
-        match *t.get(i)? {
-            b'"' => return Some(i + 1),
-            b'\\' => i += 2,
-            _ => i += 1,
-        }
-    }
-}
-
-/// The end of the value that starts at `start` (not empty).
-#[inline]
-fn skip_value(t: &[u8], start: usize) -> Option<usize> {
-    match *t.get(start)? {
-        b'"' => skip_string(t, start + 1),
-        b'{' | b'[' => skip_container(t, start),
-        // A number, `true`, `false` or `null`: up to the next delimiter.
-        _ => {
-            let rest = t.get(start..)?;
-            let len = rest
-                .iter()
-                .position(|&b| {
-                    matches!(b, b',' | b'}' | b']' | b':' | b' ' | b'\n' | b'\r' | b'\t')
-                })
-                .unwrap_or(rest.len());
-            (len > 0).then_some(start + len)
-        }
-    }
-}
-
-/// The end of the object or array that starts at `start`.
-fn skip_container(t: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = start;
-    loop {
-        match *t.get(i)? {
-            b'"' => i = skip_string(t, i + 1)?,
-            b'{' | b'[' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' | b']' => {
-                depth = depth.checked_sub(1)?;
-                i += 1;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-}
-
-/// A key of the stored JSON: borrowed from the text unless it has escapes.
-pub(crate) struct Key<'a>(pub(crate) Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// The entries of a JSON object text, in order, values left as raw text.
-pub(crate) struct Entries<'a>(pub(crate) Vec<(Key<'a>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries<'de>, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some((k, v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(Entries(out))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_text_with_escaped_keys_is_patched_by_the_one_reader_as_a_map_would_be() {
+        let text = br#"{"a\"b":1,"plain":[1.50],"\u00e9t\u00e9":{"x":true}}"#;
+        let changes = [
+            FieldChange::set("plain", json!(2)),
+            FieldChange::set("a\"b", json!("q")),
+            FieldChange::remove("\u{e9}t\u{e9}"),
+            FieldChange::set("new", json!(null)),
+        ];
+        let mut out = Vec::new();
+        patch_object_text(text, None, &changes, &mut out).unwrap();
+        let patched: Value = serde_json::from_slice(&out).unwrap();
+        let mut expected: Fields = serde_json::from_slice(text).unwrap();
+        crate::record::apply_changes(&mut expected, &changes);
+        assert_eq!(patched, Value::Object(expected));
+        // Entries the patch does not touch keep their bytes.
+        let mut out = Vec::new();
+        patch_object_text(text, None, &[FieldChange::set("a\"b", json!(0))], &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(r#""plain":[1.50]"#), "{out}");
+        assert!(out.contains(r#"{"x":true}"#), "{out}");
+        // Malformed text and bad escapes are errors, never panics.
+        for bad in [
+            &br#"{"a\q":1}"#[..],
+            br#"{"a":}"#,
+            b"[1]",
+            br#"{"a":1"#,
+            b"\xff",
+        ] {
+            assert!(
+                patch_object_text(bad, None, &changes, &mut Vec::new()).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
 
     fn both(text: &str) -> [Baseline; 2] {
         let map: Fields = serde_json::from_str(text).unwrap();

@@ -2,6 +2,7 @@
 //! tracked field wrapper, and the helpers the generated code calls.
 
 pub(crate) mod baseline;
+pub(crate) mod json;
 pub(crate) mod meta;
 pub(crate) mod record;
 pub(crate) mod write;
