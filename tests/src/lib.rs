@@ -294,6 +294,19 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Captures this thread's `tracing` events from `level` up, without ANSI colours, until
+/// the guard is dropped (run the test on a current-thread runtime).
+pub fn capture_events(level: tracing::Level) -> (Captured, tracing::subscriber::DefaultGuard) {
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    (out, tracing::subscriber::set_default(subscriber))
+}
+
 impl Captured {
     /// What was written, as text.
     pub fn text(&self) -> String {

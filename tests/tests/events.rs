@@ -17,14 +17,7 @@ struct Visit {
 }
 
 fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (out, tracing::subscriber::set_default(subscriber))
+    tessera_tests::capture_events(tracing::Level::DEBUG)
 }
 
 fn app(store: Recording) -> Router {

@@ -60,14 +60,7 @@ fn app<S: SessionStore>(store: S, clock: &ManualClock) -> Router {
 }
 
 fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-    let out = Captured::default();
-    let writer = out.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (out, tracing::subscriber::set_default(subscriber))
+    tessera_tests::capture_events(tracing::Level::INFO)
 }
 
 #[tokio::test]

@@ -73,6 +73,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// Notes what the check named `check` found.
+    fn record(&mut self, check: &'static str, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => self.passed.push(check),
+            Err(message) => self.failures.push(Failure { check, message }),
+        }
+    }
+
     /// Whether the check named `check` failed.
     pub fn failed(&self, check: &str) -> bool {
         self.failures.iter().any(|f| f.check == check)
@@ -187,14 +195,7 @@ impl<S: SessionStore> Suite<S> {
     pub async fn run(&self) -> Report {
         let mut report = Report::default();
         for &name in CHECKS {
-            let outcome = self.check(name).await;
-            match outcome {
-                Ok(()) => report.passed.push(name),
-                Err(message) => report.failures.push(Failure {
-                    check: name,
-                    message,
-                }),
-            }
+            report.record(name, self.check(name).await);
         }
         report
     }
@@ -875,13 +876,7 @@ impl<S: SessionAdmin> Suite<S> {
                 }
                 other => Err(format!("no check named {other}")),
             };
-            match outcome {
-                Ok(()) => report.passed.push(name),
-                Err(message) => report.failures.push(Failure {
-                    check: name,
-                    message,
-                }),
-            }
+            report.record(name, outcome);
         }
         report
     }
