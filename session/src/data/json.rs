@@ -243,7 +243,17 @@ pub(crate) fn patch_object_text(
     changes: &[FieldChange],
     out: &mut Vec<u8>,
 ) -> Result<(), RecordError> {
-    // Keys with escapes are decoded here, once; every other key is copied as it is.
+    if let Some(spans) = scan_object(json) {
+        // The usual text: no key has escapes, every key is copied as it is.
+        let entries = spans.iter().map(|&(k, v)| {
+            (
+                EntryKey::Plain(span_text(json, k)),
+                EntryValue::Json(span_text(json, v)),
+            )
+        });
+        return write_object(cookie, entries, changes, out);
+    }
+    // Keys with escapes: the same reader, and those keys decoded here, once.
     let mut found: Vec<(Option<String>, Span, Span)> = Vec::new();
     let mut bad_key = None;
     let read = scan_entries(json, |k, escaped, v| {
