@@ -108,6 +108,12 @@
 //! Expired rows are deleted by a background task on a jittered interval (15 minutes by
 //! default; [`Builder::prune_interval`]), never on the request path. It stops
 //! when the last handle to the store is dropped.
+//!
+//! ## This crate's files
+//!
+//! `lib.rs` is the store: its statements (each next to the rule it keeps), its builder
+//! and its `SessionStore` and `SessionAdmin` implementations (a long file: about a third
+//! of it is this documentation); the pipelined connections are in `clients.rs`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
