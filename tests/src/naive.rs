@@ -69,9 +69,12 @@ impl NaiveStore {
         users.get(user).cloned().unwrap_or_default()
     }
 
-    /// A network round trip: other requests run meanwhile.
+    /// A network round trip: other requests run meanwhile. It is a real wait, as a
+    /// network's is, not a `yield_now`: a yield lasts microseconds, and under a loaded
+    /// scheduler a racing call could land before or after every window of 64 rounds,
+    /// letting the naive store pass a race check by luck (it did once in CI).
     async fn round_trip() {
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 

@@ -635,10 +635,16 @@ impl<S: SessionStore> Suite<S> {
                 let (s1, s2) = (Arc::clone(&self.store), Arc::clone(&self.store));
                 let (o1, o2, n1) = (old.clone(), old.clone(), new.clone());
                 let rotate = tokio::spawn(async move { s1.rotate(&o1, &n1, None).await });
-                // The destroy starts at different points of the move, round by round.
+                // The destroy starts at different points of the move, round by round:
+                // after a few turns of the scheduler, or after a millisecond, which lands
+                // inside a move that takes network round trips between its steps.
                 let destroy = tokio::spawn(async move {
-                    for _ in 0..round % 4 {
-                        tokio::task::yield_now().await;
+                    if round % 5 == 4 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    } else {
+                        for _ in 0..round % 5 {
+                            tokio::task::yield_now().await;
+                        }
                     }
                     s2.destroy(&o2).await
                 });
