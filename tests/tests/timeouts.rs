@@ -186,6 +186,54 @@ async fn the_absolute_timeout_counts_from_creation_through_rotate_id_on_postgres
 }
 
 #[tokio::test]
+async fn the_cookie_and_the_stored_record_expire_at_the_absolute_timeout_however_busy_the_session()
+{
+    let clock = ManualClock::default();
+    let store = MemoryStore::default().with_clock(clock.reader());
+    let mut browser = Browser::new(app(store.clone(), &clock));
+    let created = clock.now();
+    let first = browser.get("/bump").await;
+    let id = id_of(&first.set_cookie().unwrap());
+    let expires_at = |at: std::time::SystemTime| format!("Expires={}", httpdate::fmt_http_date(at));
+    let mut views = 1;
+    // 80 minutes in, the idle timeout's renewal (110 minutes) is within the 2 hours.
+    busy(&mut browser, &clock, &id, 3, &mut views).await;
+    clock.advance(20 * MINUTE);
+    let renewed = browser.get("/bump").await.set_cookie().unwrap();
+    assert!(
+        renewed.contains(&expires_at(created + 110 * MINUTE)),
+        "{renewed}"
+    );
+    // 100 minutes in, it would be 130 minutes: the cookie ends at the absolute timeout.
+    clock.advance(20 * MINUTE);
+    let capped = browser.get("/bump").await.set_cookie().unwrap();
+    assert!(
+        capped.contains(&expires_at(created + 120 * MINUTE)),
+        "the cookie outlives the absolute timeout: {capped}"
+    );
+    // So does the record: the store drops it at the deadline, with no request needed.
+    clock.advance(19 * MINUTE);
+    let stored = store
+        .get(&id)
+        .await
+        .unwrap()
+        .expect("the session ended early");
+    let deadline = created + 120 * MINUTE;
+    let stored_expiry = stored.cookie().expires().unwrap();
+    // Stored in milliseconds, as express does.
+    assert!(
+        stored_expiry <= deadline
+            && deadline.duration_since(stored_expiry).unwrap() < Duration::from_millis(1),
+        "the record expires at {stored_expiry:?}, not at the absolute timeout {deadline:?}"
+    );
+    clock.advance(MINUTE + Duration::from_secs(1));
+    assert!(
+        store.get(&id).await.unwrap().is_none(),
+        "the store keeps a session past its absolute timeout"
+    );
+}
+
+#[tokio::test]
 async fn regenerate_starts_the_absolute_timeout_again() {
     let clock = ManualClock::default();
     let mut browser = Browser::new(app(MemoryStore::default(), &clock));

@@ -217,6 +217,15 @@ impl SessionCookie {
         }
     }
 
+    /// Brings the expiry back to `deadline` (milliseconds since the epoch) if it is
+    /// later: the absolute timeout's cap. A browser-session cookie (no expiry) stays
+    /// one, and the max-age later requests renew by is unchanged.
+    pub(crate) fn cap_expires_at(&mut self, deadline: i64) {
+        if let Some(expires) = &mut self.expires {
+            *expires = (*expires).min(deadline);
+        }
+    }
+
     /// The cookie `Path`.
     pub fn path(&self) -> &str {
         &self.path

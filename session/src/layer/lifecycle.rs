@@ -309,6 +309,7 @@ async fn finish<T: SessionData, St: SessionStore>(
         }
     };
     st.cookie.touch_at(now);
+    st.cap_to_absolute_timeout();
     if st.meta_write != crate::session::MetaWrite::Clean {
         changes.extend(st.meta_change());
     }

@@ -430,7 +430,10 @@ impl SessionOptions {
     /// [`crate::Session::regenerate`] starts it again. A session past it is destroyed and
     /// replaced by a fresh one, with a `tracing` event. A stored session without a
     /// creation time (written by a Node service, or before this option was on) is
-    /// counted from the first request that sees it.
+    /// counted from the first request that sees it. The cookie's expiry, and so the
+    /// store's, is never renewed past `created + absolute`: the browser drops the cookie
+    /// and the store the record at the deadline, whether or not a request comes (a
+    /// browser-session cookie, without an expiry, stays one).
     ///
     /// # Errors
     ///

@@ -277,6 +277,7 @@ impl<T: SessionData> Session<T> {
         st.flushed.fields |= !changes.is_empty() || st.meta_write == MetaWrite::Changed;
         changes.extend(st.meta_change());
         st.flushed.cookie |= std::mem::take(&mut st.cookie.changed);
+        st.cap_to_absolute_timeout();
         if st.stored.in_store() {
             let patch = st
                 .ctx

@@ -334,6 +334,26 @@ impl<T: SessionData> State<T> {
         self.meta().and_then(|m| m.user.as_deref())
     }
 
+    /// Keeps the cookie's expiry, and so the store's, within the absolute timeout: a
+    /// session never outlives `created + absolute_timeout` in the browser or the store,
+    /// however recently it was renewed. Run before every write and cookie.
+    #[inline]
+    pub(crate) fn cap_to_absolute_timeout(&mut self) {
+        if let Some(limit) = self.ctx.options.absolute_timeout {
+            self.cap_expiry(limit);
+        }
+    }
+
+    // Out of line: sessions without an absolute timeout pay for the check above only,
+    // and the record-entry read stays out of the request path's inlined code.
+    #[inline(never)]
+    fn cap_expiry(&mut self, limit: std::time::Duration) {
+        if let Some(created) = self.meta().and_then(|m| m.created) {
+            self.cookie
+                .cap_expires_at(created.saturating_add(crate::time::duration_ms(limit)));
+        }
+    }
+
     /// The write of the record entry, if it has something new.
     pub(crate) fn meta_change(&self) -> Option<FieldChange> {
         if self.meta_write == MetaWrite::Clean {
