@@ -19,24 +19,11 @@ use tessera_redis::{Layout, RedisStore};
 use tessera_store_tests::{RawWriter, Suite};
 use tessera_tests::jsongen::Gen;
 use tessera_tests::proxy::TcpProxy;
-use tessera_tests::services::{redis_cluster_urls, redis_url, unavailable, unique};
+use tessera_tests::services::{redis_cluster_urls, redis_store, redis_url, unavailable, unique};
 use tessera_tests::{Browser, id_of};
 
 async fn single(test: &str, layout: Layout) -> Option<RedisStore> {
-    match RedisStore::connect(&redis_url()).await {
-        Ok(store) => Some(
-            store
-                .with_prefix(format!("{}:", unique("tessera-test-")))
-                .with_layout(layout),
-        ),
-        Err(e) => {
-            unavailable(
-                test,
-                &format!("Redis at {} is not reachable: {e}", redis_url()),
-            );
-            None
-        }
-    }
+    Some(redis_store(test).await?.with_layout(layout))
 }
 
 async fn cluster(test: &str, layout: Layout) -> Option<RedisStore> {
