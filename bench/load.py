@@ -7,6 +7,8 @@ SETS = {
     "memory": ["bare", "tessera", "tower-sessions"],
     "redis": ["bare", "tessera-redis", "tessera-redis-hash", "tower-sessions-redis", "express-redis"],
     "pg": ["bare", "tessera-pg", "tower-sessions-pg", "express-pg"],
+    # Only for --user-index: where the user's set and the sessions live in different slots.
+    "redis-cluster": ["tessera-redis-cluster", "tessera-redis-cluster-hash"],
 }
 SERVERS = SETS["memory"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,12 +74,12 @@ def redis_url():
     return url if "/" in url[len("redis://"):] else url + "/15"
 
 
-def redis_cli(*args):
-    return subprocess.run(["redis-cli", "-u", redis_url(), *args], capture_output=True, text=True, timeout=30).stdout
+def redis_cli(*args, url=None):
+    return subprocess.run(["redis-cli", "-u", url or redis_url(), *args], capture_output=True, text=True, timeout=30).stdout
 
 
-def redis_info(key):
-    for line in redis_cli("INFO").splitlines():
+def redis_info(key, url=None):
+    for line in redis_cli("INFO", url=url).splitlines():
         if line.startswith(key + ":"):
             return line.split(":", 1)[1].strip()
     return None
@@ -116,26 +118,38 @@ def ticks_since(before, after):
     return sum(t - before.get(pid, 0) for pid, t in after.items() if t >= before.get(pid, 0))
 
 
+def redis_nodes(store):
+    """(url, database) of every Redis server of `store`: one, or each cluster node."""
+    if store == "redis-cluster":
+        urls = os.environ.get("REDIS_CLUSTER_URLS",
+                              "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103")
+        return [(u, "0") for u in urls.split(",")]
+    return [(redis_url(), redis_url().rsplit("/", 1)[1])]
+
+
 def calibrate(store, port, path, cookie, n=300):
     """Round trips (top-level store commands) and bytes sent to the store per request,
-    counted over `n` sequential requests: Redis' MONITOR (commands run inside a script
-    are not round trips and are left out) and its input byte counter; PostgreSQL's
-    committed transactions (every statement here is its own transaction)."""
+    counted over `n` sequential requests: Redis' MONITOR on every node (commands run
+    inside a script are not round trips and are left out) and their input byte counters;
+    PostgreSQL's committed transactions (every statement here is its own transaction)."""
     def send():
         req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
         if cookie:
             req.add_header("Cookie", cookie)
         with urllib.request.urlopen(req) as r:
             r.read()
-    if store == "redis":
-        db = redis_url().rsplit("/", 1)[1]
-        host, port_ = redis_url()[len("redis://"):].split("/")[0].rsplit(":", 1)
+    if store not in ("redis", "redis-cluster"):
+        return None, None
+    nodes = redis_nodes(store)
+    done = threading.Event()
+    watched = []
+    for url, db in nodes:
+        host, port_ = url[len("redis://"):].split("/")[0].rsplit(":", 1)
         monitor = socket.create_connection((host, int(port_)))
         monitor.sendall(b"MONITOR\r\n")
         seen = bytearray()
-        done = threading.Event()
 
-        def read():
+        def read(monitor=monitor, seen=seen):
             monitor.settimeout(0.2)
             while not done.is_set():
                 try:
@@ -147,21 +161,23 @@ def calibrate(store, port, path, cookie, n=300):
                 seen.extend(chunk)
         reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(0.2)
-        before = int(redis_info("total_net_input_bytes"))
-        for _ in range(n):
-            send()
-        after = int(redis_info("total_net_input_bytes"))
-        time.sleep(0.5)
-        done.set()
+        watched.append((url, db, monitor, seen, reader))
+    time.sleep(0.2)
+    before = sum(int(redis_info("total_net_input_bytes", url)) for url, _ in nodes)
+    for _ in range(n):
+        send()
+    after = sum(int(redis_info("total_net_input_bytes", url)) for url, _ in nodes)
+    time.sleep(0.5)
+    done.set()
+    commands = 0
+    for url, db, monitor, seen, reader in watched:
         reader.join()
         monitor.close()
         # "+1700000000.123456 [15 127.0.0.1:5555] "GET" ...": a command a client sent
         # (a script's own commands show as "[15 lua]").
         lines = seen.decode("utf-8", "replace").split("\r\n")
-        commands = sum(1 for l in lines if f"[{db} 127.0.0.1:" in l)
-        return commands / n, (after - before) / n
-    return None, None
+        commands += sum(1 for l in lines if f"[{db} 127.0.0.1:" in l)
+    return commands / n, (after - before) / n
 
 
 class PgProxy:
@@ -259,6 +275,9 @@ def median(xs):
 def reset_store(store):
     if store == "redis":
         redis_cli("FLUSHDB")
+    elif store == "redis-cluster":
+        for url, _ in redis_nodes(store):
+            redis_cli("FLUSHDB", url=url)
     elif store == "pg":
         # connect-pg-simple's own DDL names every table's key "session_pkey": make its
         # table here, with the same shape.
@@ -351,12 +370,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--scenarios", default="A,A-read,B", help="comma-separated subset, for a quick look")
     ap.add_argument("--out")
-    ap.add_argument("--set", default="memory", choices=sorted(SETS), help="memory, redis or pg")
+    ap.add_argument("--set", default="memory", choices=sorted(SETS),
+                    help="memory, redis or pg; redis-cluster with --user-index only")
     ap.add_argument("--user-index", action="store_true",
                     help="round trips and bytes of Tessera's requests with and without a user")
     a = ap.parse_args()
     if a.user_index:
         return user_index(a)
+    if a.set == "redis-cluster":
+        raise SystemExit("--set redis-cluster measures the per-user index only: add --user-index")
     if a.set != "memory":
         return network(a)
     rows = run_all(a.server, a.duration, a.connections, a.rounds, a.scenarios.split(","))

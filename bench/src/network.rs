@@ -1,6 +1,7 @@
 //! The servers of the network-store benchmark: the same "views" demo as the in-memory
-//! one, on Redis (`REDIS_URL`, database 15 unless the URL names one) or PostgreSQL
-//! (`DATABASE_URL`): Tessera (both Redis layouts), and, with the `peers` feature,
+//! one, on Redis (`REDIS_URL`, database 15 unless the URL names one), Redis Cluster
+//! (`REDIS_CLUSTER_URLS`, comma-separated; for the per-user index's round trips) or
+//! PostgreSQL (`DATABASE_URL`): Tessera (both Redis layouts), and, with the `peers` feature,
 //! tower-sessions 0.14 with tower-sessions-redis-store and tower-sessions-sqlx-store.
 //!
 //! All are configured alike: no resave, no saving of uninitialized sessions, no
@@ -23,6 +24,10 @@ pub enum NetKind {
     TesseraRedis,
     /// Tessera on Redis, one hash per session.
     TesseraRedisHash,
+    /// Tessera on Redis Cluster, connect-redis' layout.
+    TesseraRedisCluster,
+    /// Tessera on Redis Cluster, one hash per session.
+    TesseraRedisClusterHash,
     /// Tessera on PostgreSQL, connect-pg-simple's table.
     TesseraPg,
     /// tower-sessions 0.14 with tower-sessions-redis-store 0.16 (fred).
@@ -37,6 +42,8 @@ impl std::str::FromStr for NetKind {
         Ok(match s {
             "tessera-redis" => Self::TesseraRedis,
             "tessera-redis-hash" => Self::TesseraRedisHash,
+            "tessera-redis-cluster" => Self::TesseraRedisCluster,
+            "tessera-redis-cluster-hash" => Self::TesseraRedisClusterHash,
             "tessera-pg" => Self::TesseraPg,
             "tower-sessions-redis" => Self::TowerSessionsRedis,
             "tower-sessions-pg" => Self::TowerSessionsPg,
@@ -54,6 +61,18 @@ pub fn redis_url() -> String {
     } else {
         format!("{url}/15")
     }
+}
+
+/// The Redis Cluster nodes of the benchmark: `REDIS_CLUSTER_URLS`, comma-separated
+/// (`.ci/redis-cluster start` prints them).
+pub fn redis_cluster_urls() -> Vec<String> {
+    std::env::var("REDIS_CLUSTER_URLS")
+        .unwrap_or_else(|_| {
+            "redis://127.0.0.1:7101,redis://127.0.0.1:7102,redis://127.0.0.1:7103".to_owned()
+        })
+        .split(',')
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The PostgreSQL URL of the benchmark: `DATABASE_URL`.
@@ -117,6 +136,23 @@ pub async fn app(kind: NetKind) -> Result<Router, String> {
                 Layout::Hash
             };
             let store = RedisStore::connect(&redis_url())
+                .await
+                .map_err(|e| e.to_string())?
+                .with_prefix(if layout == Layout::Hash {
+                    "bench:h:"
+                } else {
+                    "bench:t:"
+                })
+                .with_layout(layout);
+            tessera(store)
+        }
+        NetKind::TesseraRedisCluster | NetKind::TesseraRedisClusterHash => {
+            let layout = if kind == NetKind::TesseraRedisCluster {
+                Layout::ConnectRedis
+            } else {
+                Layout::Hash
+            };
+            let store = RedisStore::connect_cluster(&redis_cluster_urls())
                 .await
                 .map_err(|e| e.to_string())?
                 .with_prefix(if layout == Layout::Hash {
