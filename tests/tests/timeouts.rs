@@ -234,6 +234,48 @@ async fn the_cookie_and_the_stored_record_expire_at_the_absolute_timeout_however
 }
 
 #[tokio::test]
+async fn a_remember_me_saved_mid_request_is_still_cut_at_the_absolute_timeout() {
+    let clock = ManualClock::default();
+    let store = MemoryStore::default().with_clock(clock.reader());
+    let seen = store.clone();
+    // "Remember me" for 30 days, saved at once: what the store holds right after the
+    // save, before the end of the request writes again.
+    let remember = move |mut s: Session<Visit>| {
+        let store = seen.clone();
+        async move {
+            s.cookie_mut()
+                .set_max_age(Some(Duration::from_secs(30 * 86_400)));
+            s.save().await.unwrap();
+            let stored = store.get(s.id()).await.unwrap().unwrap();
+            httpdate::fmt_http_date(stored.cookie().expires().unwrap())
+        }
+    };
+    let layer = SessionLayer::<Visit>::new(secret())
+        .with_store(store)
+        .with_clock(clock.reader());
+    let mut browser = Browser::new(
+        Router::new()
+            .route("/bump", get(bump))
+            .route("/remember", get(remember))
+            .layer(layer),
+    );
+    let created = clock.now();
+    browser.get("/bump").await;
+    clock.advance(10 * MINUTE);
+    let reply = browser.get("/remember").await;
+    let deadline = httpdate::fmt_http_date(created + 120 * MINUTE);
+    assert_eq!(
+        reply.body, deadline,
+        "the saved record outlives the absolute timeout"
+    );
+    let set_cookie = reply.set_cookie().unwrap();
+    assert!(
+        set_cookie.contains(&format!("Expires={deadline}")),
+        "{set_cookie}"
+    );
+}
+
+#[tokio::test]
 async fn regenerate_starts_the_absolute_timeout_again() {
     let clock = ManualClock::default();
     let mut browser = Browser::new(app(MemoryStore::default(), &clock));
