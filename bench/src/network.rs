@@ -129,39 +129,30 @@ fn tessera(store: impl SessionStore) -> Router {
 /// A message when the store cannot be reached, or `kind` needs the `peers` feature.
 pub async fn app(kind: NetKind) -> Result<Router, String> {
     let app = match kind {
-        NetKind::TesseraRedis | NetKind::TesseraRedisHash => {
-            let layout = if kind == NetKind::TesseraRedis {
-                Layout::ConnectRedis
+        NetKind::TesseraRedis
+        | NetKind::TesseraRedisHash
+        | NetKind::TesseraRedisCluster
+        | NetKind::TesseraRedisClusterHash => {
+            let hash = matches!(
+                kind,
+                NetKind::TesseraRedisHash | NetKind::TesseraRedisClusterHash
+            );
+            let connected = if matches!(
+                kind,
+                NetKind::TesseraRedisCluster | NetKind::TesseraRedisClusterHash
+            ) {
+                RedisStore::connect_cluster(&redis_cluster_urls()).await
             } else {
-                Layout::Hash
+                RedisStore::connect(&redis_url()).await
             };
-            let store = RedisStore::connect(&redis_url())
-                .await
-                .map_err(|e| e.to_string())?
-                .with_prefix(if layout == Layout::Hash {
-                    "bench:h:"
-                } else {
-                    "bench:t:"
-                })
-                .with_layout(layout);
-            tessera(store)
-        }
-        NetKind::TesseraRedisCluster | NetKind::TesseraRedisClusterHash => {
-            let layout = if kind == NetKind::TesseraRedisCluster {
-                Layout::ConnectRedis
+            let store = connected.map_err(|e| e.to_string())?;
+            tessera(if hash {
+                store.with_prefix("bench:h:").with_layout(Layout::Hash)
             } else {
-                Layout::Hash
-            };
-            let store = RedisStore::connect_cluster(&redis_cluster_urls())
-                .await
-                .map_err(|e| e.to_string())?
-                .with_prefix(if layout == Layout::Hash {
-                    "bench:h:"
-                } else {
-                    "bench:t:"
-                })
-                .with_layout(layout);
-            tessera(store)
+                store
+                    .with_prefix("bench:t:")
+                    .with_layout(Layout::ConnectRedis)
+            })
         }
         NetKind::TesseraPg => {
             let store = PostgresStore::from_url(&database_url())
