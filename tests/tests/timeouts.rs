@@ -234,7 +234,7 @@ async fn the_cookie_and_the_stored_record_expire_at_the_absolute_timeout_however
 }
 
 #[tokio::test]
-async fn a_remember_me_saved_mid_request_is_still_cut_at_the_absolute_timeout() {
+async fn a_remember_me_saved_mid_request_or_a_touch_is_still_cut_at_the_absolute_timeout() {
     let clock = ManualClock::default();
     let store = MemoryStore::default().with_clock(clock.reader());
     let seen = store.clone();
@@ -253,10 +253,16 @@ async fn a_remember_me_saved_mid_request_is_still_cut_at_the_absolute_timeout() 
     let layer = SessionLayer::<Visit>::new(secret())
         .with_store(store)
         .with_clock(clock.reader());
+    // What a handler sees after renewing the session by hand.
+    let touched = |mut s: Session<Visit>| async move {
+        s.touch();
+        httpdate::fmt_http_date(s.cookie().expires().unwrap())
+    };
     let mut browser = Browser::new(
         Router::new()
             .route("/bump", get(bump))
             .route("/remember", get(remember))
+            .route("/touch", get(touched))
             .layer(layer),
     );
     let created = clock.now();
@@ -272,6 +278,12 @@ async fn a_remember_me_saved_mid_request_is_still_cut_at_the_absolute_timeout() 
     assert!(
         set_cookie.contains(&format!("Expires={deadline}")),
         "{set_cookie}"
+    );
+    clock.advance(20 * MINUTE);
+    assert_eq!(
+        browser.get("/touch").await.body,
+        deadline,
+        "touch renews past the absolute timeout"
     );
 }
 

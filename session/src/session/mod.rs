@@ -154,12 +154,13 @@ impl<T: SessionData> Session<T> {
         &mut self.st_mut().cookie
     }
 
-    /// Renews the expiry now (`expires = now + originalMaxAge`). The layer also does
-    /// this at the end of every request.
+    /// Renews the expiry now (`expires = now + originalMaxAge`, and never past the
+    /// `absolute_timeout`). The layer also does this at the end of every request.
     pub fn touch(&mut self) {
         let st = self.st_mut();
         let now = st.ctx.now_ms();
         st.cookie.touch_at(now);
+        st.cap_to_absolute_timeout();
     }
 
     /// Drops the session from this request (express's `req.session = null`): with
